@@ -1,0 +1,52 @@
+"""Every error string the simulator can return, worded exactly as Kraken words them.
+
+Tests check that each one is produced by some request; add new strings here, never inline.
+"""
+
+from __future__ import annotations
+
+
+class SimError(Exception):
+    """A Kraken error: the simulator answers `{"error": [self.error], "result"?: absent}`."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+        super().__init__(error)
+
+
+# Authentication and API (server side)
+INVALID_KEY = "EAPI:Invalid key"
+INVALID_SIGNATURE = "EAPI:Invalid signature"
+INVALID_NONCE = "EAPI:Invalid nonce"
+RATE_LIMIT = "EAPI:Rate limit exceeded"
+BAD_REQUEST = "EAPI:Bad request"
+PERMISSION_DENIED = "EGeneral:Permission denied"
+TEMPORARY_LOCKOUT = "EGeneral:Temporary lockout"
+UNKNOWN_METHOD = "EGeneral:Unknown method"
+INTERNAL_ERROR = "EGeneral:Internal error"
+SERVICE_UNAVAILABLE = "EService:Unavailable"
+SERVICE_BUSY = "EService:Busy"
+
+# Arguments (engine side); Kraken appends the field: "EGeneral:Invalid arguments:volume"
+INVALID_ARGUMENTS = "EGeneral:Invalid arguments"
+
+# Queries
+UNKNOWN_ASSET_PAIR = "EQuery:Unknown asset pair"
+UNKNOWN_ASSET = "EQuery:Unknown asset"
+
+# Orders
+INSUFFICIENT_FUNDS = "EOrder:Insufficient funds"
+ORDER_MINIMUM = "EOrder:Order minimum not met"
+COST_MINIMUM = "EOrder:Cost minimum not met"
+TICK_SIZE = "EOrder:Tick size check failed"
+INVALID_PRICE = "EOrder:Invalid price"
+INVALID_ORDER = "EOrder:Invalid order"
+UNKNOWN_ORDER = "EOrder:Unknown order"
+ORDER_RATE_LIMIT = "EOrder:Rate limit exceeded"
+ORDERS_LIMIT = "EOrder:Orders limit exceeded"
+DUPLICATE_CL_ORD_ID = "EOrder:Duplicate cl_ord_id"
+
+
+def invalid_arguments(field: str) -> str:
+    """Kraken's wording for a bad or missing parameter: `EGeneral:Invalid arguments:<field>`."""
+    return f"{INVALID_ARGUMENTS}:{field}"
