@@ -23,13 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests import secretscan
+
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
 
 def new_secret() -> str:
-    """A random API secret shaped like Kraken's: 64 bytes, standard base64."""
-    return base64.b64encode(secrets.token_bytes(64)).decode()
+    """A random API secret shaped like Kraken's: 64 bytes, standard base64. Registered for the
+    suite-wide secret scan."""
+    return secretscan.register_secret(base64.b64encode(secrets.token_bytes(64)).decode())
 
 
 @dataclass
@@ -74,14 +77,15 @@ def running_sim(accounts_toml: str, *extra_args: str) -> Iterator[SimProcess]:
             text=True,
             env=env,
         )
+        output: list[str] = []
         try:
             url = _wait_for_listening(process)
-            sim = SimProcess(url=url, process=process)
-            pump = threading.Thread(target=_pump, args=(process.stdout, sim.output), daemon=True)
+            pump = threading.Thread(target=_pump, args=(process.stdout, output), daemon=True)
             pump.start()
-            yield sim
+            yield SimProcess(url=url, process=process, output=output)
         finally:
             _stop(process)
+            secretscan.record_output(f"simulator {accounts}", "\n".join(output))
 
 
 def _wait_for_listening(process: subprocess.Popen[str]) -> str:
