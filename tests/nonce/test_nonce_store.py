@@ -1,0 +1,267 @@
+"""NonceStore in one process: naming, ordering across threads, clock steps, recovery, migration."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from copytrader.errors import ConfigError
+from copytrader.nonce import (
+    CEILING_MARGIN_MS,
+    LEGACY_FILE_NAME,
+    NonceStore,
+    nonce_file_name,
+    wall_clock_ms,
+)
+
+
+class SteppingClock:
+    """A wall clock a test can set, including backwards."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+def take(store: NonceStore, count: int = 1) -> list[int]:
+    with store.locked() as next_nonce:
+        return [next_nonce() for _ in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("account_id", "file_name"),
+    [
+        ("MASTER", "kraken_nonce_master.txt"),
+        ("USER:daivon_frazier", "kraken_nonce_user_daivon_frazier.txt"),
+        ("USER:tania_gilbert", "kraken_nonce_user_tania_gilbert.txt"),
+        ("USER:Tania Gilbert", "kraken_nonce_user_tania_gilbert.txt"),
+        ("USER:a-b.c", "kraken_nonce_user_a-bc.txt"),
+        ("USER:../../etc/passwd", "kraken_nonce_user_etcpasswd.txt"),
+    ],
+)
+def test_file_names_are_sanitized_account_ids(account_id: str, file_name: str) -> None:
+    """Ids are lower-cased, ':' and spaces become '_', anything outside [-a-z0-9_] is dropped."""
+    assert nonce_file_name(account_id) == file_name
+
+
+@pytest.mark.parametrize("account_id", ["", "...", "/", "é", "../"])
+def test_ids_that_sanitize_to_nothing_are_rejected(account_id: str, tmp_path: Path) -> None:
+    """An id with no usable character is a ConfigError, not an odd file name."""
+    with pytest.raises(ConfigError):
+        NonceStore(account_id, tmp_path)
+
+
+def test_store_file_stays_inside_the_data_folder(tmp_path: Path) -> None:
+    """Even an id full of path syntax yields a file directly in the data folder."""
+    store = NonceStore("USER:../../../tmp/evil", tmp_path / "data")
+    take(store)
+    assert store.path.parent == (tmp_path / "data").absolute()
+    assert store.path.exists()
+
+
+def test_nonce_is_clock_then_last_plus_one(tmp_path: Path) -> None:
+    """The first nonce is now in ms; later ones are max(now, last + 1)."""
+    clock = SteppingClock(1_700_000_000_000)
+    store = NonceStore("MASTER", tmp_path, clock_ms=clock)
+    assert take(store, 3) == [1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_002]
+    clock.now_ms += 10_000
+    assert take(store) == [1_700_000_010_000]
+    assert store.peek() == 1_700_000_010_000
+    assert store.path.read_text().strip() == "1700000010000"
+
+
+def test_default_clock_is_milliseconds(tmp_path: Path) -> None:
+    """Without an injected clock the nonce is the wall clock in ms (krakenex's unit)."""
+    before = wall_clock_ms()
+    (nonce,) = take(NonceStore("MASTER", tmp_path))
+    assert before <= nonce <= wall_clock_ms()
+
+
+def test_clock_stepping_back_never_lowers_nonces(tmp_path: Path) -> None:
+    """A clock jumping back an hour, in one run and across a restart, still gives rising nonces."""
+    clock = SteppingClock(1_700_000_000_000)
+    store = NonceStore("USER:ann", tmp_path, clock_ms=clock)
+    first = take(store, 2)
+    clock.now_ms -= 3_600_000
+    second = take(store, 2)
+    restarted = NonceStore("USER:ann", tmp_path, clock_ms=SteppingClock(1_600_000_000_000))
+    third = take(restarted, 2)
+    issued = first + second + third
+    assert issued == sorted(set(issued))
+    assert issued[-1] == 1_700_000_000_005
+
+
+def test_threads_sharing_an_account_get_strictly_increasing_nonces(tmp_path: Path) -> None:
+    """12 threads over two store objects on one account: every nonce is unique and in lock order."""
+    stores = [NonceStore("USER:ann", tmp_path), NonceStore("USER:ann", tmp_path)]
+    issued: list[int] = []
+
+    def worker(store: NonceStore) -> None:
+        for _ in range(60):
+            with store.locked() as next_nonce:
+                issued.append(next_nonce())
+
+    threads = [threading.Thread(target=worker, args=(stores[i % 2],)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(issued) == 12 * 60
+    assert issued == sorted(set(issued))
+    assert stores[0].peek() == issued[-1]
+
+
+def test_accounts_do_not_share_files_or_locks(tmp_path: Path) -> None:
+    """Holding one account's lock does not block another account."""
+    master = NonceStore("MASTER", tmp_path)
+    user = NonceStore("USER:ann", tmp_path, lock_timeout_s=2)
+    with master.locked() as next_master:
+        next_master()
+        (user_nonce,) = take(user)
+    assert master.path != user.path
+    assert user.peek() == user_nonce
+
+
+def test_lock_is_not_reentrant(tmp_path: Path) -> None:
+    """Taking the same account's lock twice in one thread is a bug and says so."""
+    store = NonceStore("MASTER", tmp_path)
+    with store.locked(), pytest.raises(RuntimeError, match="not re-entrant"), store.locked():
+        pass
+
+
+def test_next_nonce_outside_the_lock_is_refused(tmp_path: Path) -> None:
+    """The callable from locked() cannot be used after the block ends."""
+    store = NonceStore("MASTER", tmp_path)
+    with store.locked() as next_nonce:
+        next_nonce()
+    with pytest.raises(RuntimeError, match="outside its lock"):
+        next_nonce()
+
+
+def test_jump_is_persisted_before_use(tmp_path: Path) -> None:
+    """jump() writes max(last, now) + step to disk; the next nonce is one above it."""
+    clock = SteppingClock(1_700_000_000_000)
+    store = NonceStore("MASTER", tmp_path, clock_ms=clock)
+    take(store)
+    assert store.jump(5_000) == 1_700_000_005_000
+    assert store.path.read_text().strip() == "1700000005000"
+    assert take(store) == [1_700_000_005_001]
+    with pytest.raises(ValueError, match="positive"):
+        store.jump(0)
+
+
+def test_deleted_file_with_clock_behind_resumes_above_the_ceiling(tmp_path: Path) -> None:
+    """Deleting the nonce file while the clock is behind still never reuses a nonce."""
+    clock = SteppingClock(1_700_000_000_000)
+    store = NonceStore("USER:ann", tmp_path, clock_ms=clock)
+    issued = take(store, 5)
+    store.path.unlink()
+    clock.now_ms -= 600_000
+    with capture_logs() as logs:
+        (after,) = take(NonceStore("USER:ann", tmp_path, clock_ms=clock))
+    assert after > issued[-1]
+    assert after <= issued[-1] + CEILING_MARGIN_MS + 1
+    assert [entry["event"] for entry in logs] == ["nonce.recovered"]
+    assert logs[0]["log_level"] == "warning"
+    assert logs[0]["account"] == "USER:ann"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\n", b"garbage", b"12abc", b"-5", b"0", str(2**64).encode(), b"\x00\xff\x10", b"1 2"],
+)
+def test_corrupt_file_is_recovered_with_a_warning(tmp_path: Path, content: bytes) -> None:
+    """An empty or corrupt nonce file is a warning and the next nonce is above every issued one."""
+    clock = SteppingClock(1_700_000_000_000)
+    store = NonceStore("USER:ann", tmp_path, clock_ms=clock)
+    issued = take(store, 3)
+    store.path.write_bytes(content)
+    clock.now_ms -= 60_000
+    with capture_logs() as logs:
+        (after,) = take(store)
+    assert after > issued[-1]
+    assert any(e["event"] == "nonce.recovered" and e["log_level"] == "warning" for e in logs)
+    assert int(store.path.read_text()) == after
+
+
+def test_leftover_temp_file_from_a_crash_is_taken_into_account(tmp_path: Path) -> None:
+    """A temp file left by a crash mid-write holds a candidate value that recovery respects."""
+    clock = SteppingClock(1_700_000_000_000)
+    store = NonceStore("USER:ann", tmp_path, clock_ms=clock)
+    take(store)
+    store.path.with_name(store.path.name + ".ceiling").unlink()
+    store.path.with_name(store.path.name + ".tmp").write_text("1800000000000\n")
+    store.path.write_text("")
+    assert take(NonceStore("USER:ann", tmp_path, clock_ms=clock)) == [1_800_000_000_001]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(main=st.binary(max_size=40), ceiling=st.one_of(st.none(), st.binary(max_size=30)))
+def test_any_file_content_never_crashes(tmp_path: Path, main: bytes, ceiling: bytes | None) -> None:
+    """Whatever bytes the files hold, taking a nonce works and the result is persisted."""
+    data = tmp_path / "fuzz"
+    data.mkdir(exist_ok=True)
+    store = NonceStore("USER:fuzz", data)
+    store.path.write_bytes(main)
+    ceiling_path = store.path.with_name(store.path.name + ".ceiling")
+    if ceiling is None:
+        ceiling_path.unlink(missing_ok=True)
+    else:
+        ceiling_path.write_bytes(ceiling)
+    (nonce,) = take(store)
+    assert nonce > 0
+    assert int(store.path.read_text()) == nonce
+
+
+def test_master_migrates_the_legacy_shared_file(tmp_path: Path) -> None:
+    """A first-start MASTER continues above data/kraken_nonce.txt; other accounts do not use it."""
+    clock = SteppingClock(1_700_000_000_000)
+    (tmp_path / LEGACY_FILE_NAME).write_text("1750000000000\n")
+    with capture_logs() as logs:
+        master_first = take(NonceStore("MASTER", tmp_path, clock_ms=clock))
+    user_first = take(NonceStore("USER:ann", tmp_path, clock_ms=clock))
+    assert master_first == [1_750_000_000_001]
+    assert user_first == [1_700_000_000_000]
+    assert [e["event"] for e in logs] == ["nonce.migrated"]
+    assert (tmp_path / "kraken_nonce_master.txt").read_text().strip() == "1750000000001"
+
+
+def test_legacy_file_is_ignored_once_master_has_its_own(tmp_path: Path) -> None:
+    """The migration happens only while the MASTER file does not exist."""
+    clock = SteppingClock(1_700_000_000_000)
+    take(NonceStore("MASTER", tmp_path, clock_ms=clock))
+    (tmp_path / LEGACY_FILE_NAME).write_text("1750000000000\n")
+    assert take(NonceStore("MASTER", tmp_path, clock_ms=clock)) == [1_700_000_000_001]
+
+
+def test_unusable_data_folder_is_a_config_error(tmp_path: Path) -> None:
+    """A data folder that cannot be created is reported as a ConfigError naming the path."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    store = NonceStore("MASTER", blocker)
+    with pytest.raises(ConfigError, match="not-a-dir"):
+        take(store)
+
+
+def test_repr_names_account_and_path(tmp_path: Path) -> None:
+    """The store's repr says which account and file it is, for logs and debugging."""
+    text = repr(NonceStore("USER:ann", tmp_path))
+    assert "USER:ann" in text
+    assert "kraken_nonce_user_ann.txt" in text
+
+
+def test_concurrent_stores_of_same_account_warn_when_ids_collide(tmp_path: Path) -> None:
+    """Two different account ids that sanitize to one file name are reported."""
+    NonceStore("USER:bob smith", tmp_path)
+    with capture_logs() as logs:
+        NonceStore("USER:Bob_Smith", tmp_path)
+    assert [e["event"] for e in logs] == ["nonce.shared_file"]
