@@ -1,0 +1,52 @@
+# kraken-copytrader: the copy-trading daemon as a container (Railway, or any Docker host).
+#
+#   docker build -t kraken-copytrader .
+#   docker run --rm -v "$PWD/data:/app/data" --env-file .env kraken-copytrader
+#   docker run --rm kraken-copytrader /app/start.sh --paper --duration 60
+#
+# The container starts as root only long enough for start.sh to hand the data folder (a Railway
+# volume or bind mount arrives owned by root) to uid 10001; the daemon itself runs as 10001.
+# No secrets here: API keys are runtime variables only.
+FROM python:3.11-slim-bookworm
+
+# Unbuffered output: log lines reach Railway at once and are not lost on SIGKILL.
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    COPYTRADER_IMAGE=1 \
+    COPYTRADER_RUN_UID=10001 \
+    COPYTRADER_RUN_GID=10001
+
+# tini reaps zombies and forwards signals; setpriv (util-linux, part of the base) drops root.
+# Debian stable only takes security fixes, so an exact version pin would just break the build
+# after the next point release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 copytrader \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin copytrader
+
+WORKDIR /app
+
+# Dependencies in their own layer: rebuilt only when pyproject.toml changes, not on code edits.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    && pip install --no-compile -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+COPY README.md start.sh ./
+COPY config ./config
+COPY src ./src
+RUN pip install --no-compile --no-deps . \
+    && rm -rf build src/*.egg-info \
+    && chmod 0755 /app/start.sh
+
+# Local runs only: Railway ignores HEALTHCHECK. Healthy = a heartbeat written in the last 3 min.
+HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 \
+    CMD ["python", "-m", "copytrader.healthcheck"]
+
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["/app/start.sh"]
