@@ -78,7 +78,7 @@ class MasterOrderRecord:
     txid: str
     pair: str  # Kraken's altname, as the order's descr.pair gives it
     side: Side
-    order_type: OrderType
+    order_type: OrderType | None  # None: a Kraken type this project does not copy (skipped)
     volume: Decimal
     price: Decimal | None
     price2: Decimal | None
@@ -216,6 +216,9 @@ _PENDING_WHERE = (
 )
 
 
+_ORDER_TYPES = frozenset(item.value for item in OrderType)
+
+
 def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
@@ -345,7 +348,7 @@ class Ledger:
                 order.txid,
                 order.pair,
                 order.side.value,
-                order.order_type.value,
+                order.order_type.value if order.order_type else "unsupported",
                 str(order.volume),
                 _text(order.price),
                 _text(order.price2),
@@ -369,12 +372,13 @@ class Ledger:
     def record_master_order(self, order: MasterOrderRecord, user_ids: Sequence[str]) -> bool:
         """Record a newly seen master order and, in the same transaction, one copy row per user:
         `planned` when the order is to be copied, `skipped` (with the order's skip reason)
-        otherwise. Returns False, changing nothing, when the order was already known."""
-        if order.decision is Decision.BASELINE:
-            raise LedgerError("baseline orders are recorded by record_baseline")
+        otherwise, none for a baseline order. Returns False, changing nothing, when the order
+        was already known."""
         with self._transaction() as db:
             if not self._insert_master(db, order):
                 return False
+            if order.decision is Decision.BASELINE:
+                return True
             now = self._clock()
             state = CopyState.PLANNED if order.decision is Decision.COPY else CopyState.SKIPPED
             reason = None if state is CopyState.PLANNED else order.skip_reason
@@ -715,7 +719,7 @@ def _master_from_row(row: Any) -> MasterOrderRecord:
         txid=str(txid),
         pair=str(pair),
         side=Side(str(side)),
-        order_type=OrderType(str(order_type)),
+        order_type=OrderType(order_type) if order_type in _ORDER_TYPES else None,
         volume=Decimal(str(volume)),
         price=_dec(price),
         price2=_dec(price2),
