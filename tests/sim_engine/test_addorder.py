@@ -134,9 +134,12 @@ def test_validate_checks_but_places_nothing(engine: Engine) -> None:
     result = engine.private("alice", "AddOrder", {**LIMIT, "validate": "True"})
     assert result == {"descr": {"order": "buy 0.01000000 XBTUSD @ limit 50000.0"}}
     assert engine.state() == before
-    assert error_of(
-        lambda: engine.private("alice", "AddOrder", {**LIMIT, "volume": "9", "validate": "1"})
-    ) == INSUFFICIENT_FUNDS
+    assert (
+        error_of(
+            lambda: engine.private("alice", "AddOrder", {**LIMIT, "volume": "9", "validate": "1"})
+        )
+        == INSUFFICIENT_FUNDS
+    )
     assert "txid" in engine.private("alice", "AddOrder", {**LIMIT, "validate": "false"})
 
 

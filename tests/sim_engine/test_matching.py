@@ -20,11 +20,13 @@ def test_market_buy_fills_at_last_with_taker_fee_in_quote(engine: Engine) -> Non
     engine.set_price("XBTUSD", "61000")
     txid = add(engine, pair="XBTUSD", type="buy", ordertype="market", volume="0.1")
     found = order(engine, txid)
-    assert found["status"] == "closed" and found["reason"] is None
+    assert found["status"] == "closed"
+    assert found["reason"] is None
     assert (found["vol_exec"], found["cost"], found["fee"], found["price"]) == (
         "0.10000000", "6100.00000", "24.40000", "61000.0",
     )  # fmt: skip
-    assert len(found["trades"]) == 1 and found["closetm"] == found["opentm"]
+    assert len(found["trades"]) == 1
+    assert found["closetm"] == found["opentm"]
     assert _balances(engine)["ZUSD"] == "93875.6000"
     assert _balances(engine)["XXBT"] == "2.1000000000"
     assert engine.fees_collected() == {"ZUSD": Decimal("24.4000")}
@@ -55,7 +57,8 @@ def test_viqc_market_buy_spends_a_quote_amount(engine: Engine) -> None:
     found = order(engine, txid)
     assert found["descr"]["order"] == "buy 100.00000000 XBTUSD @ market"
     trade = engine.private("alice", "TradesHistory", {})["trades"][found["trades"][0]]
-    assert trade["vol"] == "0.00166666" and trade["cost"] == "99.99960"
+    assert trade["vol"] == "0.00166666"
+    assert trade["cost"] == "99.99960"
     assert _balances(engine)["XXBT"] == "2.0016666600"
 
 
@@ -79,7 +82,8 @@ def test_resting_limit_fills_at_its_price_as_maker_when_crossed(engine: Engine) 
         "closed", "62000.0", "62000.00000", "155.00000",
     )  # fmt: skip
     trade = engine.private("alice", "TradesHistory", {})["trades"][found["trades"][0]]
-    assert trade["maker"] is True and trade["pair"] == "XXBTZUSD"
+    assert trade["maker"] is True
+    assert trade["pair"] == "XXBTZUSD"
     assert _balances(engine)["ZUSD"] == "161845.0000"
 
 

@@ -62,7 +62,8 @@ def test_asset_pairs_has_at_least_eight_realistic_pairs(engine: Engine) -> None:
     )  # fmt: skip
     assert (btc["pair_decimals"], btc["lot_decimals"], btc["cost_decimals"]) == (1, 8, 5)
     assert (btc["ordermin"], btc["costmin"], btc["tick_size"]) == ("0.00005", "0.5", "0.1")
-    assert btc["fees"][0] == [0, 0.4] and btc["fees_maker"][0] == [0, 0.25]
+    assert btc["fees"][0] == [0, 0.4]
+    assert btc["fees_maker"][0] == [0, 0.25]
     assert btc["status"] == "online"
     assert result["XETHXXBT"]["altname"] == "ETHXBT"
     assert result["USDTZUSD"]["fees"] == result["USDTZUSD"]["fees_maker"]
@@ -96,7 +97,9 @@ def test_ticker_shape_for_every_pair(engine: Engine) -> None:
     assert set(result) == set(PAIRS)
     for entry in result.values():
         assert set(entry) == {"a", "b", "c", "v", "p", "t", "l", "h", "o"}
-        assert len(entry["a"]) == 3 and len(entry["b"]) == 3 and len(entry["c"]) == 2
+        assert len(entry["a"]) == 3
+        assert len(entry["b"]) == 3
+        assert len(entry["c"]) == 2
         for key in ("v", "p", "l", "h"):
             assert all(re.fullmatch(r"\d+\.\d+", value) for value in entry[key])
         assert all(isinstance(count, int) for count in entry["t"])
@@ -107,8 +110,8 @@ def test_ticker_follows_prices_and_trades(engine: Engine, clock: Clock) -> None:
     """The ticker shows the last price, the day's range, volume, trade count and open."""
     engine.set_price("XBT/USD", "61000")
     engine.set_price("XXBTZUSD", "59000")
-    engine.private("alice", "AddOrder",
-                   {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.5"})  # fmt: skip
+    market_buy = {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.5"}
+    engine.private("alice", "AddOrder", market_buy)
     clock.advance(60)
     engine.set_price("XBTUSD", "60500")
     tick = engine.public("Ticker", {"pair": "XBTUSD"})["XXBTZUSD"]
@@ -124,12 +127,13 @@ def test_ticker_follows_prices_and_trades(engine: Engine, clock: Clock) -> None:
 
 def test_ticker_window_forgets_after_a_day(engine: Engine, clock: Clock) -> None:
     """A day later the 24-hour figures no longer count yesterday's trade."""
-    engine.private("alice", "AddOrder",
-                   {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.5"})  # fmt: skip
+    market_buy = {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.5"}
+    engine.private("alice", "AddOrder", market_buy)
     clock.advance(2 * 86400)
     engine.set_price("XBTUSD", "60100")
     tick = engine.public("Ticker", {"pair": "XBTUSD"})["XXBTZUSD"]
-    assert tick["v"] == ["0.00000000", "0.00000000"] and tick["t"] == [0, 0]
+    assert tick["v"] == ["0.00000000", "0.00000000"]
+    assert tick["t"] == [0, 0]
     assert tick["o"] == "60000.00000"
     assert tick["c"] == ["60100.00000", "0.50000000"]
 
