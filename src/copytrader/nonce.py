@@ -277,7 +277,7 @@ class NonceStore:
         base = max(self._read_last(), self._clock_ms())
         target = min(base + step, UINT64_MAX)
         self._persist(target)
-        log.warning(
+        log.debug(
             "nonce.jumped",
             message=f"nonce of {self.account_id} moved {step} ms ahead to {target}",
             account=self.account_id,

@@ -1,0 +1,509 @@
+"""KrakenBroker: everything about talking to Kraken for one account.
+
+One broker per account: its own krakenex.API (pointed at the configured base URL), its own nonce
+store and lock, a timeout on every call, typed results, Kraken's error strings turned into the
+exception tree, bounded retries, and a client-side REST counter so it waits instead of being
+refused. See `orders.py` for how AddOrder/CancelOrder survive lost replies without duplicates.
+
+Layers of a private call (inner to outer):
+    _send        rate wait -> account lock -> nonce (persisted) -> sign -> HTTP -> reply
+                 (the lock is held until the reply arrives or the timeout fires)
+    _private     nonce-jump retries after EAPI:Invalid nonce (not executed, so resending is safe)
+    _read        backoff retries for transient errors (reads only)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+import structlog
+import tenacity
+from tenacity import RetryCallState
+
+from copytrader.errors import (
+    AccountUnusableError,
+    ConfigError,
+    KrakenError,
+    NonceRejectedError,
+    OrderRejectedError,
+    RateLimitedError,
+)
+from copytrader.kraken import orders
+from copytrader.kraken.credentials import ApiCredentials
+from copytrader.kraken.errors import (
+    TEMPORARY_LOCKOUT,
+    error_from_strings,
+    error_from_transport,
+    has_error,
+    is_error,
+)
+from copytrader.kraken.models import (
+    AddOrderResult,
+    AssetBalance,
+    ClosedOrdersPage,
+    Order,
+    OrderRequest,
+    PairInfo,
+    PermissionReport,
+    Ticker,
+    TradeBalance,
+)
+from copytrader.kraken.pairs import PairCache
+from copytrader.kraken.ratelimit import KeyRateState, RateTier, rate_state_for, rest_cost
+from copytrader.kraken.retry import (
+    COOLDOWN_S,
+    NONCE_JUMPS_MS,
+    READ_ATTEMPTS,
+    READ_TOTAL_S,
+    sleep_for,
+    transient_retrying,
+)
+from copytrader.kraken.signing import SigningApi, public_api
+from copytrader.nonce import NonceStore
+
+log = structlog.get_logger(__name__)
+
+QUERY_ORDERS_BATCH = 50
+# Errors after which the key will not start working by itself: stop sending for a while, since
+# Kraken answers repeated failures like these with a lockout.
+_COOLDOWN_ERRORS = (TEMPORARY_LOCKOUT, "EAPI:Invalid key", "EAPI:Invalid signature")
+
+
+class KrakenBroker:
+    """One Kraken account: typed calls, nonce isolation, retries and rate limits."""
+
+    def __init__(
+        self,
+        account_id: str,
+        credentials: ApiCredentials,
+        *,
+        api_url: str,
+        data_dir: Path,
+        tier: RateTier = RateTier.STARTER,
+        timeout_s: float = 10.0,
+        retry_waits: bool = True,
+        client_rate_limit: bool = True,
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive: every call needs a timeout")
+        try:
+            secret = credentials.decoded_secret()
+        except ValueError as exc:
+            raise ConfigError(str(exc), entry=account_id, field="API secret") from None
+        self.account_id = account_id
+        self.api_url = api_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.retry_waits = retry_waits
+        self._key_hint = credentials.key_hint
+        self._store = NonceStore(account_id, data_dir)
+        self._api = SigningApi(credentials, uri=self.api_url, secret=secret)
+        self._public_api = public_api(self.api_url)
+        self._public_lock = threading.Lock()
+        # None: no client-side REST counter (only for a simulator without limits, and tests).
+        self.rate: KeyRateState | None = (
+            rate_state_for(credentials.key, tier) if client_rate_limit else None
+        )
+        self._pairs = PairCache.for_url(self.api_url)
+        self._state_lock = threading.Lock()
+        self._nonce_rejections = 0  # in a row, across threads; reset by any accepted call
+        self._cooldown_until = 0.0
+        self._cooldown_reason = ""
+        self.log = log.bind(account=account_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"KrakenBroker(account_id={self.account_id!r}, key={self._key_hint!r},"
+            f" api_url={self.api_url!r})"
+        )
+
+    @property
+    def nonce_store(self) -> NonceStore:
+        return self._store
+
+    def close(self) -> None:
+        """Close the HTTP sessions (the broker must not be used afterwards)."""
+        self._api.close()
+        self._public_api.close()
+
+    # --- the private call layers ----------------------------------------------------------------
+
+    def _send(self, method: str, params: Mapping[str, str], *, is_write: bool, pair: str) -> Any:
+        """One signed request. The account lock is held from taking the nonce to the reply."""
+        if self.rate is not None:
+            wait = self.rate.rest.reserve(rest_cost(method))
+            if wait > 0:
+                self.log.debug("broker.rate_wait", method=method, wait_s=round(wait, 3))
+                time.sleep(wait)  # a real limit, not a retry delay: kept even in tests
+        data = dict(params)  # krakenex adds the nonce to the dict it is given
+        with self._store.locked() as next_nonce:
+            self._api.nonce_source = next_nonce
+            try:
+                reply = self._api.query_private(method, data, timeout=self.timeout_s)
+            except (requests.RequestException, ValueError) as exc:
+                raise error_from_transport(
+                    exc,
+                    account=self.account_id,
+                    method=method,
+                    is_write=is_write,
+                    timeout_s=self.timeout_s,
+                ) from exc
+            finally:
+                self._api.nonce_source = _nonce_outside_lock
+        return self._result(reply, method, pair=pair)
+
+    def _result(self, reply: Any, method: str, *, pair: str = "") -> Any:
+        if not isinstance(reply, dict):
+            raise KrakenError(f"{method}: reply is not a JSON object", account=self.account_id)
+        errors = [str(e) for e in reply.get("error") or [] if is_error(str(e))]
+        if errors:
+            error = error_from_strings(errors, account=self.account_id, method=method, pair=pair)
+            self._after_error(error)
+            raise error
+        if "result" not in reply:
+            raise KrakenError(f"{method}: reply has no result", account=self.account_id)
+        return reply["result"]
+
+    def _after_error(self, error: KrakenError) -> None:
+        if isinstance(error, RateLimitedError) and self.rate is not None:
+            if error.pair:
+                backoff = self.rate.pairs.penalize(error.pair)
+                self.log.warning(
+                    "broker.pair_backoff",
+                    message=f"{error.pair} rate-limited by the matching engine",
+                    pair=error.pair,
+                    backoff_s=backoff,
+                )
+            else:
+                self.rate.rest.penalize()
+        if isinstance(error, AccountUnusableError) and any(
+            has_error(error, text) for text in _COOLDOWN_ERRORS
+        ):
+            self._start_cooldown(", ".join(error.errors))
+
+    def _private(
+        self, method: str, params: Mapping[str, str], *, is_write: bool = False, pair: str = ""
+    ) -> Any:
+        """A private call, sent again with a jumped nonce after `EAPI:Invalid nonce`."""
+        self._raise_if_cooling_down()
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(NonceRejectedError),
+            stop=self._nonce_jumps_spent,
+            wait=tenacity.wait_none(),
+            before_sleep=self._jump_nonce,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    result = self._send_counting_nonces(method, params, is_write, pair)
+        except NonceRejectedError as exc:
+            self._start_cooldown("nonces rejected even after jumping ahead")
+            raise AccountUnusableError(
+                f"{method}: Kraken rejected {len(NONCE_JUMPS_MS) + 1} nonces in a row, the last"
+                f" {sum(NONCE_JUMPS_MS) // 1000} s ahead of ours. The key has probably been used"
+                " by a client with larger nonces (python-kraken-sdk, Kraken CLI): create a new"
+                " API key for this account.",
+                account=self.account_id,
+                errors=exc.errors,
+            ) from exc
+        return result
+
+    def _send_counting_nonces(
+        self, method: str, params: Mapping[str, str], is_write: bool, pair: str
+    ) -> Any:
+        try:
+            result = self._send(method, params, is_write=is_write, pair=pair)
+        except NonceRejectedError:
+            with self._state_lock:
+                self._nonce_rejections += 1
+            raise
+        except KrakenError as exc:
+            if not has_error(exc, TEMPORARY_LOCKOUT) and exc.errors:
+                self._reset_nonce_rejections()  # Kraken accepted the nonce, then said no
+            raise
+        self._reset_nonce_rejections()
+        return result
+
+    def _reset_nonce_rejections(self) -> None:
+        with self._state_lock:
+            self._nonce_rejections = 0
+
+    def _nonce_jumps_spent(self, _: RetryCallState) -> bool:
+        with self._state_lock:
+            return self._nonce_rejections > len(NONCE_JUMPS_MS)
+
+    def _jump_nonce(self, state: RetryCallState) -> None:
+        with self._state_lock:
+            index = min(self._nonce_rejections, len(NONCE_JUMPS_MS)) - 1
+        step = NONCE_JUMPS_MS[max(index, 0)]
+        new_last = self._store.jump(step)
+        self.log.warning(
+            "broker.nonce_jump",
+            message=f"Kraken remembers a higher nonce; moved ours {step // 1000} s ahead",
+            step_ms=step,
+            nonce=new_last + 1,
+            attempt=state.attempt_number,
+        )
+
+    def _start_cooldown(self, reason: str) -> None:
+        with self._state_lock:
+            self._cooldown_until = time.monotonic() + COOLDOWN_S
+            self._cooldown_reason = reason
+        self.log.error(
+            "broker.cooldown",
+            message=f"no private calls for {COOLDOWN_S:g} s after: {reason}",
+            reason=reason,
+            cooldown_s=COOLDOWN_S,
+        )
+
+    def cooldown_remaining_s(self) -> float:
+        """Seconds this account still rests after a lockout, bad key or spent nonce jumps."""
+        with self._state_lock:
+            return max(0.0, self._cooldown_until - time.monotonic())
+
+    def _raise_if_cooling_down(self) -> None:
+        remaining = self.cooldown_remaining_s()
+        if remaining > 0:
+            raise AccountUnusableError(
+                f"resting {remaining:.0f} s more after: {self._cooldown_reason}",
+                account=self.account_id,
+            )
+
+    def log_retry(self, method: str) -> Callable[[RetryCallState], None]:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.log.warning(
+                "broker.retry",
+                message=f"{method} failed ({exc}); trying again",
+                method=method,
+                attempt=state.attempt_number,
+                error=str(exc),
+                error_class=type(exc).__name__,
+                wait_s=round(state.upcoming_sleep, 3),
+            )
+
+        return before_sleep
+
+    def _read(self, method: str, params: Mapping[str, str] | None = None) -> Any:
+        """A private read with backoff retries on transient errors."""
+        retrying = transient_retrying(
+            attempts=READ_ATTEMPTS,
+            total_s=READ_TOTAL_S,
+            waits=self.retry_waits,
+            before_sleep=self.log_retry(method),
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._private(method, params or {})
+        raise AssertionError("unreachable")  # tenacity re-raises once the policy gives up
+
+    def _public(self, method: str, params: Mapping[str, str] | None = None) -> Any:
+        """A public call (separate API object and lock: it never waits for the nonce lock)."""
+        retrying = transient_retrying(
+            attempts=READ_ATTEMPTS,
+            total_s=READ_TOTAL_S,
+            waits=self.retry_waits,
+            before_sleep=self.log_retry(method),
+        )
+        for attempt in retrying:
+            with attempt:
+                with self._public_lock:
+                    try:
+                        reply = self._public_api.query_public(
+                            method, dict(params or {}), timeout=self.timeout_s
+                        )
+                    except (requests.RequestException, ValueError) as exc:
+                        raise error_from_transport(
+                            exc,
+                            account=self.account_id,
+                            method=method,
+                            is_write=False,
+                            timeout_s=self.timeout_s,
+                        ) from exc
+                return self._result(reply, method)
+        raise AssertionError("unreachable")
+
+    def _parsed(self, method: str, parse: Callable[[], Any]) -> Any:
+        try:
+            return parse()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise KrakenError(
+                f"{method}: unexpected reply ({type(exc).__name__})", account=self.account_id
+            ) from exc
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def balances(self) -> dict[str, Decimal]:
+        """Balance: every asset's total, as Decimal."""
+        raw = self._read("Balance")
+        return dict(self._parsed("Balance", lambda: {a: Decimal(str(v)) for a, v in raw.items()}))
+
+    def balances_ex(self) -> dict[str, AssetBalance]:
+        """BalanceEx: balance, hold_trade and what is available, per asset."""
+        raw = self._read("BalanceEx")
+        return dict(
+            self._parsed(
+                "BalanceEx", lambda: {a: AssetBalance.from_kraken(v) for a, v in raw.items()}
+            )
+        )
+
+    def trade_balance(self, asset: str = "ZUSD") -> TradeBalance:
+        """TradeBalance in `asset`; `.equity` is the account's equity."""
+        raw = self._read("TradeBalance", {"asset": asset})
+        result: TradeBalance = self._parsed(
+            "TradeBalance", lambda: TradeBalance.from_kraken(asset, raw)
+        )
+        return result
+
+    def open_orders(self, *, cl_ord_id: str | None = None) -> dict[str, Order]:
+        """OpenOrders, by txid (optionally only the one with this client order id)."""
+        params = {"cl_ord_id": cl_ord_id} if cl_ord_id else {}
+        raw = self._read("OpenOrders", params)
+        return self._orders("OpenOrders", raw.get("open", {}))
+
+    def closed_orders(
+        self, *, start: float | None = None, ofs: int = 0, cl_ord_id: str | None = None
+    ) -> ClosedOrdersPage:
+        """One page (50, newest first) of ClosedOrders after `start` (exclusive)."""
+        params: dict[str, str] = {}
+        if start is not None:
+            params["start"] = f"{start:f}".rstrip("0").rstrip(".")
+        if ofs:
+            params["ofs"] = str(ofs)
+        if cl_ord_id:
+            params["cl_ord_id"] = cl_ord_id
+        raw = self._read("ClosedOrders", params)
+        found = self._orders("ClosedOrders", raw.get("closed", {}))
+        return ClosedOrdersPage(orders=found, count=int(raw.get("count", len(found))))
+
+    def query_orders(self, txids: Sequence[str]) -> dict[str, Order]:
+        """QueryOrders for these txids (batched by 50); unknown ones are simply absent."""
+        found: dict[str, Order] = {}
+        for start in range(0, len(txids), QUERY_ORDERS_BATCH):
+            batch = txids[start : start + QUERY_ORDERS_BATCH]
+            raw = self._read("QueryOrders", {"txid": ",".join(batch)})
+            found.update(self._orders("QueryOrders", raw))
+        return found
+
+    def _orders(self, method: str, raw: Any) -> dict[str, Order]:
+        return dict(
+            self._parsed(method, lambda: {t: Order.from_kraken(t, o) for t, o in raw.items()})
+        )
+
+    def find_order_by_cl_ord_id(self, cl_ord_id: str) -> Order | None:
+        """The order with this client order id: open ones first, then the recent closed ones."""
+        for order in self.open_orders(cl_ord_id=cl_ord_id).values():
+            if order.cl_ord_id == cl_ord_id:
+                return order
+        for order in self.closed_orders(cl_ord_id=cl_ord_id).orders.values():
+            if order.cl_ord_id == cl_ord_id:
+                return order
+        return None
+
+    def websocket_token(self) -> str:
+        """A GetWebSocketsToken token for the private WebSocket (never logged)."""
+        raw = self._read("GetWebSocketsToken")
+        token: str = self._parsed("GetWebSocketsToken", lambda: str(raw["token"]))
+        return token
+
+    # --- public data ----------------------------------------------------------------------------
+
+    def asset_pairs(self, *, refresh: bool = False) -> dict[str, PairInfo]:
+        """AssetPairs by pair id; cached per base URL (shared by all accounts) for an hour."""
+        return self._pairs.get(lambda: self._load_pairs(), refresh=refresh)
+
+    def _load_pairs(self) -> dict[str, PairInfo]:
+        raw = self._public("AssetPairs")
+        return dict(
+            self._parsed(
+                "AssetPairs", lambda: {p: PairInfo.from_kraken(p, v) for p, v in raw.items()}
+            )
+        )
+
+    def pair(self, name: str) -> PairInfo:
+        """A pair by id (`XXBTZUSD`), altname (`XBTUSD`) or wsname (`XBT/USD`)."""
+        found = self._pairs.lookup(name, lambda: self._load_pairs())
+        if found is None:
+            raise OrderRejectedError(
+                f"unknown pair {name!r}",
+                account=self.account_id,
+                errors=("EQuery:Unknown asset pair",),
+            )
+        return found
+
+    def ticker(self, pair: str) -> Ticker:
+        """Ticker of one pair (id, altname or wsname)."""
+        info = self.pair(pair)
+        raw = self._public("Ticker", {"pair": info.pair_id})
+        entry = raw.get(info.pair_id) or next(iter(raw.values()), None)
+        if entry is None:
+            raise KrakenError(f"Ticker: no entry for {info.pair_id}", account=self.account_id)
+        result: Ticker = self._parsed("Ticker", lambda: Ticker.from_kraken(info.pair_id, entry))
+        return result
+
+    # --- writes (see orders.py) -----------------------------------------------------------------
+
+    def add_order(self, request: OrderRequest) -> AddOrderResult:
+        """AddOrder. A lost reply is resolved by looking the order up, never by a blind resend."""
+        return orders.add_order(self, request)
+
+    def cancel_order(self, *, txid: str | None = None, cl_ord_id: str | None = None) -> int:
+        """CancelOrder by txid or client order id; returns how many orders were canceled."""
+        return orders.cancel_order(self, txid=txid, cl_ord_id=cl_ord_id)
+
+    def private_write(self, method: str, params: Mapping[str, str], *, pair: str = "") -> Any:
+        """One write attempt with nonce-jump retries only (used by orders.py)."""
+        return self._private(method, params, is_write=True, pair=pair)
+
+    def settle(self, seconds: float) -> None:
+        sleep_for(seconds, waits=self.retry_waits)
+
+    # --- what `copytrader check` needs ----------------------------------------------------------
+
+    def check_permissions(self, *, order_pair: str | None = None) -> PermissionReport:
+        """Try one harmless call per permission. With `order_pair`, a validate-only AddOrder."""
+        problems: list[str] = []
+
+        def allowed(call: Callable[[], object]) -> bool:
+            try:
+                call()
+            except AccountUnusableError as exc:
+                problems.append(str(exc))
+                return False
+            except KrakenError as exc:
+                problems.append(str(exc))
+            return True
+
+        create: bool | None = None
+        if order_pair is not None:
+            create = allowed(lambda: self._validate_only_order(order_pair))
+        return PermissionReport(
+            query_funds=allowed(self.balances),
+            query_orders=allowed(self.open_orders),
+            websocket=allowed(self.websocket_token),
+            create_orders=create,
+            problems=tuple(problems),
+        )
+
+    def _validate_only_order(self, pair_name: str) -> None:
+        from copytrader.domain import OrderType, Side
+
+        info = self.pair(pair_name)
+        request = OrderRequest(
+            pair=info.pair_id,
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            volume=max(info.ordermin, Decimal(1).scaleb(-info.lot_decimals)),
+            validate=True,
+        )
+        self.add_order(request)
+
+
+def _nonce_outside_lock() -> int:
+    raise RuntimeError("a private call must take its nonce inside the account's lock")

@@ -1,0 +1,236 @@
+"""AddOrder and CancelOrder that survive lost replies without ever doubling an order.
+
+The rule: after a failed write, nothing is sent again before the order has been looked up.
+
+    attempt 1: send
+      ok                                   -> done
+      definitive refusal (funds, minimums, bad key, ...)       -> raise, nothing was done
+      anything else (timeout, dropped connection, HTTP 5xx, EService:*, EGeneral:Internal
+      error, rate limits)                                      -> remember it and go on
+    attempt n > 1: look the order up by cl_ord_id (OpenOrders, then ClosedOrders)
+      found                                -> done (`resolved_by_lookup=True`), no resend
+      not found                            -> send again (a new nonce)
+      lookup failed                        -> OutcomeUnknownError; the next attempt looks again
+
+Why "not found" is safe to act on: the lookup is signed with a higher nonce than the lost
+request, so once Kraken has accepted the lookup it will refuse the lost request if that ever
+arrives late (`EAPI:Invalid nonce`). This needs the key's nonce window to be 0 (Kraken's
+default); with a window, a delayed request could still land after the lookup. Before the first
+lookup after an uncertain failure we also let the exchange settle for OUTCOME_SETTLE_S.
+
+A lost reply is uncertain even when the error sounds definitive at the HTTP level: a 502/520
+from the gateway may come after Kraken applied the order. `EService:Unavailable`/`Busy` mean "not
+applied", but looking up costs one read and removes the need to trust it. `EAPI:Invalid nonce`
+on any attempt means that attempt was not executed; it is handled one layer down (nonce jump)
+and is safe because every earlier uncertain attempt was already ruled out by a lookup.
+`EOrder:Duplicate cl_ord_id` means the order is already there: we look it up and return it.
+
+Every order gets a cl_ord_id (a fresh one if the caller gave neither cl_ord_id nor userref).
+With only a userref an order cannot be identified, so it is sent once and any uncertain failure
+is raised as OutcomeUnknownError for the caller to reconcile.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from copytrader.domain import OrderStatus
+from copytrader.errors import (
+    KrakenError,
+    OrderRejectedError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RetryLaterError,
+)
+from copytrader.kraken.errors import DUPLICATE_CL_ORD_ID, has_error
+from copytrader.kraken.models import AddOrderResult, Order, OrderRequest
+from copytrader.kraken.retry import (
+    OUTCOME_SETTLE_S,
+    WRITE_ATTEMPTS,
+    WRITE_TOTAL_S,
+    transient_retrying,
+)
+
+if TYPE_CHECKING:
+    from copytrader.kraken.broker import KrakenBroker
+
+_RETRYABLE = (RetryLaterError, RateLimitedError, OutcomeUnknownError)
+# Kraken answered, but whether it did the write is not clear from the answer.
+_UNCLEAR_ANSWERS = ("EGeneral:Internal error", "EService:Deadline elapsed", "EDatabase")
+
+
+def new_cl_ord_id() -> str:
+    """A fresh client order id: a 32-hex "short UUID", one of the forms Kraken accepts."""
+    return uuid.uuid4().hex
+
+
+def is_uncertain(error: KrakenError) -> bool:
+    """Whether this failure of a write leaves open that the write happened."""
+    if isinstance(error, OutcomeUnknownError):
+        return True
+    return isinstance(error, RetryLaterError) and any(
+        has_error(error, text) for text in _UNCLEAR_ANSWERS
+    )
+
+
+def add_order(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
+    if request.cl_ord_id is None and request.userref is None:
+        request = replace(request, cl_ord_id=new_cl_ord_id())
+    cl_ord_id = request.cl_ord_id
+    if cl_ord_id is None:
+        return _send_add(broker, request)
+    failure: KrakenError | None = None
+    retrying = transient_retrying(
+        attempts=WRITE_ATTEMPTS,
+        total_s=WRITE_TOTAL_S,
+        waits=broker.retry_waits,
+        before_sleep=broker.log_retry("AddOrder"),
+        retry_on=_RETRYABLE,
+    )
+    try:
+        for attempt in retrying:
+            with attempt:
+                if failure is not None and not request.validate:
+                    found = _look_up_added(broker, cl_ord_id, failure)
+                    if found is not None:
+                        return found
+                try:
+                    return _send_add(broker, request)
+                except _RETRYABLE as exc:
+                    failure = exc
+                    raise
+    except _RETRYABLE as exc:
+        if is_uncertain(exc) and not request.validate:
+            found = _look_up_added(broker, cl_ord_id, exc)
+            if found is not None:
+                return found
+        raise
+    raise AssertionError("unreachable")  # tenacity re-raises once the policy gives up
+
+
+def _send_add(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
+    pair = request.pair.upper()
+    if broker.rate is not None:
+        wait = broker.rate.pairs.wait_s(pair)
+        if wait > 0:
+            broker.log.info("broker.pair_wait", pair=pair, wait_s=round(wait, 3))
+            time.sleep(wait)  # the exchange's limit, not a retry delay: kept even in tests
+    try:
+        raw = broker.private_write("AddOrder", request.to_params(), pair=pair)
+    except OrderRejectedError as exc:
+        if request.cl_ord_id is not None and has_error(exc, DUPLICATE_CL_ORD_ID):
+            found = _look_up_added(broker, request.cl_ord_id, exc)
+            if found is not None:
+                return found
+        raise
+    if broker.rate is not None:
+        broker.rate.pairs.clear(pair)
+    return _parse_added(broker, raw, request.cl_ord_id)
+
+
+def _parse_added(broker: KrakenBroker, raw: Any, cl_ord_id: str | None) -> AddOrderResult:
+    try:
+        txids = tuple(str(t) for t in raw.get("txid") or ())
+        description = str((raw.get("descr") or {}).get("order", ""))
+    except AttributeError as exc:
+        raise KrakenError("AddOrder: unexpected reply", account=broker.account_id) from exc
+    return AddOrderResult(txids=txids, description=description, cl_ord_id=cl_ord_id)
+
+
+def _look_up_added(
+    broker: KrakenBroker, cl_ord_id: str, failure: KrakenError
+) -> AddOrderResult | None:
+    order = _look_up(broker, "AddOrder", failure, lambda: broker.find_order_by_cl_ord_id(cl_ord_id))
+    if order is None:
+        return None
+    description = f"{order.side.value} {order.volume} {order.pair_altname} @ {order.order_type_raw}"
+    return AddOrderResult(
+        txids=(order.txid,),
+        description=description,
+        cl_ord_id=cl_ord_id,
+        resolved_by_lookup=True,
+    )
+
+
+def _look_up(
+    broker: KrakenBroker,
+    method: str,
+    failure: KrakenError,
+    find: Any,
+) -> Order | None:
+    if is_uncertain(failure):
+        broker.settle(OUTCOME_SETTLE_S)
+    try:
+        order: Order | None = find()
+    except KrakenError as exc:
+        raise OutcomeUnknownError(
+            f"{method}: outcome unknown after ({failure}), and looking it up failed ({exc})",
+            account=broker.account_id,
+            errors=exc.errors,
+        ) from exc
+    broker.log.info(
+        "broker.outcome_resolved",
+        message=f"{method} after ({failure}): {'found ' + order.txid if order else 'not placed'}",
+        method=method,
+        found=order is not None,
+        txid=order.txid if order else None,
+        status=order.status.value if order else None,
+        cl_ord_id=order.cl_ord_id if order else None,
+        after=type(failure).__name__,
+    )
+    return order
+
+
+def cancel_order(broker: KrakenBroker, *, txid: str | None, cl_ord_id: str | None) -> int:
+    if (txid is None) == (cl_ord_id is None):
+        raise ValueError("cancel_order needs exactly one of txid and cl_ord_id")
+    params = {"txid": txid} if txid is not None else {"cl_ord_id": str(cl_ord_id)}
+
+    def find() -> Order | None:
+        if txid is not None:
+            return broker.query_orders([txid]).get(txid)
+        return broker.find_order_by_cl_ord_id(str(cl_ord_id))
+
+    def settled(failure: KrakenError) -> int | None:
+        order = _look_up(broker, "CancelOrder", failure, find)
+        if order is None:
+            raise OrderRejectedError(
+                f"CancelOrder: no order {txid or cl_ord_id}",
+                account=broker.account_id,
+                errors=("EOrder:Unknown order",),
+            )
+        if order.is_open:
+            return None
+        return 1 if order.status is OrderStatus.CANCELED else 0
+
+    failure: KrakenError | None = None
+    retrying = transient_retrying(
+        attempts=WRITE_ATTEMPTS,
+        total_s=WRITE_TOTAL_S,
+        waits=broker.retry_waits,
+        before_sleep=broker.log_retry("CancelOrder"),
+        retry_on=_RETRYABLE,
+    )
+    try:
+        for attempt in retrying:
+            with attempt:
+                if failure is not None:
+                    count = settled(failure)
+                    if count is not None:
+                        return count
+                try:
+                    raw = broker.private_write("CancelOrder", params)
+                except _RETRYABLE as exc:
+                    failure = exc
+                    raise
+                return int(raw.get("count", 0))
+    except _RETRYABLE as exc:
+        if is_uncertain(exc):
+            count = settled(exc)
+            if count is not None:
+                return count
+        raise
+    raise AssertionError("unreachable")

@@ -1,0 +1,78 @@
+"""krakenex's API object, with its nonce taken from our store and its secret kept out of sight.
+
+krakenex 2.2.2 (kraken-api.md §7) has no hook for the nonce but `_nonce()`, keeps the secret as a
+plain str attribute and signs with `_sign()`. We subclass it to:
+- take every nonce from the account's NonceStore, and only while its lock is held
+  (`nonce_source` is set by the broker inside `NonceStore.locked()` and reset after);
+- hold the decoded secret in an object whose repr is `<SECRET>` (a debugger, a rich traceback
+  with locals or a stray `vars(api)` shows nothing), and sign with it;
+- point `uri` at the configured base URL (Kraken or the simulator).
+The object is not thread-safe (krakenex keeps the last `response` on it); the account lock
+serializes its use.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import krakenex
+
+from copytrader.kraken.credentials import SECRET_MASK, ApiCredentials, key_hint
+
+
+class _SecretBytes:
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return SECRET_MASK
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("secrets cannot be pickled")
+
+
+def _no_nonce_outside_the_lock() -> int:
+    raise RuntimeError("a private call must take its nonce inside the account's lock")
+
+
+def sign(secret: bytes, urlpath: str, data: Mapping[str, Any]) -> str:
+    """Kraken's API-Sign: base64(HMAC-SHA512(secret, path + SHA256(nonce + urlencoded body)))."""
+    postdata = urllib.parse.urlencode(data)
+    digest = hashlib.sha256((str(data["nonce"]) + postdata).encode()).digest()
+    mac = hmac.new(secret, urlpath.encode() + digest, hashlib.sha512)
+    return base64.b64encode(mac.digest()).decode()
+
+
+class SigningApi(krakenex.API):  # type: ignore[misc]  # krakenex ships no type information
+    """One account's krakenex.API: our nonce source, our signer, our base URL."""
+
+    def __init__(self, credentials: ApiCredentials, *, uri: str, secret: bytes) -> None:
+        super().__init__(key=credentials.key, secret="")
+        # krakenex only checks that `secret` is truthy; the real one is `_secret`.
+        self.secret = credentials.secret
+        self._secret = _SecretBytes(secret)
+        self.uri = uri.rstrip("/")
+        self.nonce_source: Callable[[], int] = _no_nonce_outside_the_lock
+
+    def __repr__(self) -> str:
+        return f"SigningApi(key={key_hint(self.key)!r}, uri={self.uri!r})"
+
+    def _nonce(self) -> int:
+        return self.nonce_source()
+
+    def _sign(self, data: Mapping[str, Any], urlpath: str) -> str:
+        return sign(self._secret.value, urlpath, data)
+
+
+def public_api(uri: str) -> krakenex.API:
+    """A key-less krakenex.API for public endpoints at this base URL."""
+    api = krakenex.API()
+    api.uri = uri.rstrip("/")
+    return api
