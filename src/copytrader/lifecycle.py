@@ -37,6 +37,8 @@ from copytrader.logs import get_logger
 LOCK_FILE_NAME = ".instance.lock"
 HOLDER_FILE_NAME = ".instance.json"
 HEARTBEAT_FILE_NAME = "heartbeat.json"
+# Paper mode keeps its daemon's data in this folder inside the data folder.
+PAPER_SUBDIR = "paper"
 HEARTBEAT_INTERVAL_S = 60.0
 # A health check calls the process unhealthy after this many missed beats.
 HEALTHY_BEATS = 3

@@ -42,7 +42,7 @@ from filelock import FileLock, Timeout
 from copytrader.config import load_settings
 from copytrader.demo_trader import DemoTrader
 from copytrader.errors import CopytraderError
-from copytrader.lifecycle import StopSignal, install_stop_signals
+from copytrader.lifecycle import PAPER_SUBDIR, StopSignal, install_stop_signals
 from copytrader.logs import configure_logging, get_logger
 from copytrader.paper_accounts import (
     DemoSetup,
@@ -55,7 +55,6 @@ from copytrader.paper_stats import PaperStats, render_console
 
 log = get_logger(__name__)
 
-PAPER_SUBDIR = "paper"
 SIM_START_TIMEOUT_S = 20.0
 # The daemon promises to exit within 10 s of SIGTERM; a little margin before SIGKILL.
 DAEMON_STOP_TIMEOUT_S = 13.0

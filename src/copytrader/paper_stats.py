@@ -19,11 +19,12 @@ COPY_OUTCOMES: Mapping[str, str] = {
     "copy.placed": "placed",
     "copy.skipped": "skipped",
     "copy.failed": "failed",
+    "copy.validated": "skipped",  # dry run: Kraken validated the copy, nothing was placed
 }
 # Any of these means the daemon is up and watching the master: the demo trader may start.
 READY_EVENTS = frozenset({"daemon.started", "daemon.running", "daemon.ready", "daemon.heartbeat"})
-# Events naming a master order the daemon has seen (beside the copy events, which name it too).
-MASTER_SEEN_EVENTS = frozenset({"master.order", "master.order_seen", "feed.new_order"})
+# Events that name a master order the daemon has seen: every `copy.*` event has `master_txid`.
+MASTER_EVENT_PREFIXES = ("copy.", "master.", "feed.")
 _USER_FIELDS = ("user_id", "user", "account")
 _MASTER_FIELDS = ("master_txid", "master_order", "master")
 
@@ -80,7 +81,11 @@ class PaperStats:
             return None
         name = event.get("event")
         outcome = COPY_OUTCOMES.get(name) if isinstance(name, str) else None
-        master = _text(event, _MASTER_FIELDS) if outcome else _text(event, ("txid",))
+        master = (
+            _text(event, _MASTER_FIELDS)
+            if isinstance(name, str) and name.startswith(MASTER_EVENT_PREFIXES)
+            else None
+        )
         if outcome is not None:
             self.outcomes[outcome] += 1
             user = _user_of(event)
@@ -89,9 +94,7 @@ class PaperStats:
                 self.by_user[user][outcome] += 1
             if outcome == "placed":
                 self.placed_events.append(event)
-            if master:
-                self.masters_seen.add(master)
-        elif name in MASTER_SEEN_EVENTS and master:
+        if master:
             self.masters_seen.add(master)
         return event
 
