@@ -1,9 +1,363 @@
-"""Placeholder: replaced by the module's real implementation."""
+"""`copytrader run`: the copy-trading daemon.
+
+    load settings -> logging -> stop signals -> data-folder lock -> heartbeat
+    -> connect MASTER, then the users (staggered) -> open the ledger
+    -> first start only: baseline (existing master orders are never copied)
+    -> resume copies left unfinished by an earlier run (the ledger is the work queue)
+    -> loop until stopped: poll the master feed -> record the events -> kick the copy lanes
+    -> drain: lanes finish the call they are in; everything else stays in the ledger
+
+Every wait in the loop is on the stop event, so SIGTERM/SIGINT end it within one HTTP timeout.
+The daemon holds no business rule of its own: the feed decides what is new, the copier what to
+send, the ledger remembers.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from copytrader.config import AccountSpec, Settings, load_settings
+from copytrader.copier import (
+    Copier,
+    CopierSettings,
+    KillSwitch,
+    UserAccount,
+    UserSizing,
+)
+from copytrader.errors import AccountUnusableError, ConfigError, DataDirLockedError
+from copytrader.feed import MasterFeed, poll_interval_seconds
+from copytrader.kraken.broker import KrakenBroker
+from copytrader.kraken.ratelimit import RateTier
+from copytrader.ledger import Ledger
+from copytrader.lifecycle import Heartbeat, StopSignal, acquire_data_dir_lock, install_stop_signals
+from copytrader.logs import configure_logging, get_logger
+from copytrader.recorder import MasterRecorder
+from copytrader.sizing import SizingMode
+
+log = get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_FATAL = 1  # the daemon cannot work (no usable MASTER key): a restart policy should act
+EXIT_CONFIG = 2  # fix the configuration or the environment
+EXIT_LOCKED = 3  # another daemon uses this data folder
+# The lanes get this long after a stop to finish the call they are in (issue 6: exit < 10 s).
+DRAIN_TIMEOUT_S = 7.0
+# A failing poll is retried after interval x 2^failures, at most this long.
+MAX_POLL_BACKOFF_S = 60.0
+HTTP_TIMEOUT_S = 10.0
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    raise SystemExit(f"not implemented yet: {args.command}")
+    """Entry of `copytrader run`; returns the process exit code."""
+    if getattr(args, "paper", False):
+        from copytrader.paper import run as run_paper
+
+        return run_paper(args)
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        sys.stderr.write(f"copytrader: configuration error: {error}\n")
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, settings.log_format)
+    stop = install_stop_signals()
+    duration = getattr(args, "duration", None)
+    if duration:
+        timer = threading.Timer(duration, stop.request, args=("duration elapsed",))
+        timer.daemon = True
+        timer.start()
+    try:
+        with acquire_data_dir_lock(settings.data_dir):
+            heartbeat = Heartbeat(settings.data_dir)
+            with heartbeat.running(stop.event):
+                return CopyDaemon(settings, stop, heartbeat).run()
+    except DataDirLockedError as error:
+        log.error("daemon.data_dir_locked", message=str(error), data_dir=str(settings.data_dir))
+        return EXIT_LOCKED
+    except ConfigError as error:
+        log.error("daemon.config_error", message=str(error))
+        return EXIT_CONFIG
+    finally:
+        stop.restore()
+
+
+@dataclass(frozen=True)
+class ConnectedAccounts:
+    master: KrakenBroker | None
+    master_problem: str | None
+    users: dict[str, UserAccount]
+    unavailable: dict[str, str]  # user id -> why it gets no copies
+
+
+def _user_sizing(spec: AccountSpec) -> UserSizing:
+    user = spec.user
+    assert user is not None
+    return UserSizing(
+        multiplier=user.multiplier,
+        max_order_fraction=user.max_order_fraction,
+        max_notional=user.max_notional,
+        fixed_notional=user.fixed_notional,
+        round_up_to_minimum=user.round_up_to_minimum,
+    )
+
+
+def _credentials_problem(spec: AccountSpec) -> str | None:
+    if spec.credentials_error is not None:
+        return str(spec.credentials_error)
+    if spec.credentials is None:
+        missing = ", ".join(spec.missing_vars or (spec.key_var, spec.secret_var))
+        return f"no credentials: set {missing}"
+    return None
+
+
+class CopyDaemon:
+    def __init__(self, settings: Settings, stop: StopSignal, heartbeat: Heartbeat) -> None:
+        self._settings = settings
+        self._stop = stop
+        self._heartbeat = heartbeat
+
+    # ---- connecting ---------------------------------------------------------------------
+
+    def _broker(self, spec: AccountSpec, tier: RateTier) -> KrakenBroker:
+        assert spec.credentials is not None
+        return KrakenBroker(
+            spec.account_id,
+            spec.credentials,
+            api_url=self._settings.api_url,
+            data_dir=self._settings.data_dir,
+            tier=tier,
+            timeout_s=HTTP_TIMEOUT_S,
+        )
+
+    def connect(self) -> ConnectedAccounts:
+        """MASTER first, then each enabled user, `connect_stagger_seconds` apart; a user that
+        cannot connect gets skipped copies (with the reason), never stops the others."""
+        settings = self._settings
+        master_spec = settings.master
+        master: KrakenBroker | None = None
+        master_problem = _credentials_problem(master_spec)
+        if master_problem is None:
+            master = self._broker(master_spec, settings.copy.master_tier)
+            try:
+                master.open_orders()
+            except AccountUnusableError as error:
+                master_problem = str(error)
+            except Exception as error:  # noqa: BLE001 - transient: the feed retries
+                log.warning(
+                    "daemon.master_check_failed",
+                    message=f"MASTER did not answer yet ({error}); the feed keeps trying",
+                )
+        users: dict[str, UserAccount] = {}
+        unavailable: dict[str, str] = {}
+        candidates: list[AccountSpec] = []
+        for spec in settings.users:
+            assert spec.user is not None
+            if not spec.enabled:
+                log.info(
+                    "daemon.user_disabled",
+                    message=f"{spec.display_name} is disabled in the config: no copies",
+                    user=spec.user.id,
+                )
+                continue
+            problem = _credentials_problem(spec)
+            if problem:
+                unavailable[spec.user.id] = f"account not connected: {problem}"
+                continue
+            candidates.append(spec)
+        results = self._check_users(candidates)
+        for spec in candidates:
+            assert spec.user is not None
+            broker, problem = results[spec.user.id]
+            if problem is not None or broker is None:
+                unavailable[spec.user.id] = f"account not connected: {problem}"
+                continue
+            users[spec.user.id] = UserAccount(
+                user_id=spec.user.id,
+                display_name=spec.display_name,
+                broker=broker,
+                sizing=_user_sizing(spec),
+            )
+        for user_id, why in unavailable.items():
+            log.warning("daemon.user_unavailable", message=f"{user_id}: {why}", user=user_id)
+        total = 1 + len(users) + len(unavailable)
+        self._heartbeat.set_accounts(connected=len(users) + (master is not None), total=total)
+        return ConnectedAccounts(master, master_problem, users, unavailable)
+
+    def _check_users(
+        self, specs: list[AccountSpec]
+    ) -> Mapping[str, tuple[KrakenBroker | None, str | None]]:
+        """Start each user's check `connect_stagger_seconds` after the previous one started
+        (the checks themselves overlap, so 100 users do not take 100 round trips)."""
+        results: dict[str, tuple[KrakenBroker | None, str | None]] = {}
+        if not specs:
+            return results
+
+        def check(spec: AccountSpec) -> None:
+            assert spec.user is not None
+            broker = self._broker(spec, spec.user.tier)
+            try:
+                broker.balances_ex()
+            except AccountUnusableError as error:
+                results[spec.user.id] = (None, str(error))
+                return
+            except Exception as error:  # noqa: BLE001 - transient: copies will retry
+                log.warning(
+                    "daemon.user_check_failed",
+                    message=f"{spec.display_name} did not answer yet ({error}); will retry",
+                    user=spec.user.id,
+                )
+            results[spec.user.id] = (broker, None)
+            log.info(
+                "daemon.user_connected",
+                message=f"{spec.display_name} connected",
+                user=spec.user.id,
+            )
+
+        stagger = self._settings.copy.connect_stagger_seconds
+        with ThreadPoolExecutor(max_workers=min(len(specs), 32)) as pool:
+            for index, spec in enumerate(specs):
+                if index and stagger > 0 and self._stop.wait(stagger):
+                    break
+                pool.submit(check, spec)
+        return results
+
+    # ---- running ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        settings = self._settings
+        copy_settings = settings.copy
+        log.info(
+            "daemon.starting",
+            message=f"starting: MASTER and {len(settings.enabled_users)} enabled users",
+            data_dir=str(settings.data_dir),
+            api_url=settings.api_url,
+            dry_run=copy_settings.dry_run,
+            sizing=copy_settings.sizing.value,
+        )
+        accounts = self.connect()
+        if accounts.master is None:
+            log.error(
+                "daemon.master_unavailable",
+                message=f"MASTER cannot be used, nothing to copy: {accounts.master_problem}",
+            )
+            return EXIT_FATAL
+        master = accounts.master
+        ledger = Ledger.in_data_dir(settings.data_dir)
+        try:
+            return self._run_with(master, accounts, ledger)
+        finally:
+            ledger.close()
+
+    def _run_with(self, master: KrakenBroker, accounts: ConnectedAccounts, ledger: Ledger) -> int:
+        settings = self._settings
+        copy_settings = settings.copy
+        sizing_mode = SizingMode(copy_settings.sizing.value)
+        kill_switch = KillSwitch(settings.data_dir, from_environment=settings.kill_switch_env)
+        copier = Copier(
+            ledger,
+            accounts.users,
+            CopierSettings(
+                sizing_mode=sizing_mode,
+                max_signal_age_s=copy_settings.max_signal_age_seconds,
+                dry_run=copy_settings.dry_run,
+                equity_asset=copy_settings.equity_asset,
+            ),
+            kill_switch,
+            stop=self._stop.event,
+            observer=self._heartbeat,
+        )
+        feed = MasterFeed(master, ledger, max_signal_age_s=copy_settings.max_signal_age_seconds)
+        recorder = MasterRecorder(
+            ledger,
+            master,
+            list(accounts.users),
+            unavailable_users=accounts.unavailable,
+            sizing_mode=sizing_mode,
+            equity_asset=copy_settings.equity_asset,
+            observer=self._heartbeat,
+            on_master_fill=copier.refresh_user_snapshots,
+        )
+        interval = poll_interval_seconds(
+            copy_settings.master_tier, copy_settings.poll_interval_seconds
+        )
+        if not self._until_done(feed.ensure_baseline, "feed.baseline_failed", interval):
+            return self._drain(copier, ledger)
+        copier.kick()  # copies an earlier run left planned or submitting are resumed first
+        kill_switch.reason()  # says so at start when it is on
+        log.info(
+            "daemon.running",
+            message=(
+                f"copying MASTER to {len(accounts.users)} users, polling every {interval:g} s"
+                + (" (dry run: orders are only validated)" if copy_settings.dry_run else "")
+            ),
+            users=sorted(accounts.users),
+            unavailable=sorted(accounts.unavailable),
+            poll_interval_s=interval,
+            dry_run=copy_settings.dry_run,
+        )
+        failures = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                poll = feed.poll()
+                recorder.record(poll.events)
+                feed.commit(poll)
+                failures = 0
+            except Exception as error:  # noqa: BLE001 - logged; the loop keeps going
+                failures += 1
+                log.warning(
+                    "feed.poll_failed",
+                    message=f"reading the MASTER's orders failed ({error}); retrying",
+                    error=f"{type(error).__name__}: {error}",
+                    failures=failures,
+                )
+            copier.kick()
+            wait = interval * 2 ** min(failures, 6) if failures else interval
+            self._stop.wait(max(0.0, min(wait, MAX_POLL_BACKOFF_S) - (time.monotonic() - started)))
+        return self._drain(copier, ledger)
+
+    def _until_done(self, step: Callable[[], object], failure_event: str, interval: float) -> bool:
+        """Run `step()` until it succeeds (True) or a stop is requested (False)."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                step()
+                return True
+            except Exception as error:  # noqa: BLE001 - logged; retried with backoff
+                failures += 1
+                log.warning(
+                    failure_event,
+                    message=f"{error}; retrying",
+                    error=f"{type(error).__name__}: {error}",
+                    failures=failures,
+                )
+                self._stop.wait(min(interval * 2**failures, MAX_POLL_BACKOFF_S))
+        return False
+
+    def _drain(self, copier: Copier, ledger: Ledger) -> int:
+        in_flight = copier.in_flight()
+        log.info(
+            "daemon.draining",
+            message=f"stopping ({self._stop.reason}): {in_flight} copy lanes finishing their call",
+            in_flight=in_flight,
+            reason=self._stop.reason,
+        )
+        finished = copier.shutdown(DRAIN_TIMEOUT_S)
+        counts = ledger.state_counts()
+        log.info(
+            "daemon.stopped",
+            message=(
+                "stopped; copies placed {placed}, skipped {skipped}, failed {failed}, "
+                "left for the next start {left}".format(
+                    left=counts["planned"] + counts["submitting"], **counts
+                )
+            ),
+            drained=finished,
+            **counts,
+        )
+        return EXIT_OK

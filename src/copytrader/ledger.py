@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -369,11 +369,18 @@ class Ledger:
         )
         return cursor.rowcount == 1
 
-    def record_master_order(self, order: MasterOrderRecord, user_ids: Sequence[str]) -> bool:
+    def record_master_order(
+        self,
+        order: MasterOrderRecord,
+        user_ids: Sequence[str],
+        *,
+        unavailable: Mapping[str, str] | None = None,
+    ) -> bool:
         """Record a newly seen master order and, in the same transaction, one copy row per user:
         `planned` when the order is to be copied, `skipped` (with the order's skip reason)
-        otherwise, none for a baseline order. Returns False, changing nothing, when the order
-        was already known."""
+        otherwise, none for a baseline order. Users in `unavailable` (user id -> why, e.g. not
+        connected) get a `skipped` row with that reason. Returns False, changing nothing, when
+        the order was already known."""
         with self._transaction() as db:
             if not self._insert_master(db, order):
                 return False
@@ -383,6 +390,12 @@ class Ledger:
             state = CopyState.PLANNED if order.decision is Decision.COPY else CopyState.SKIPPED
             reason = None if state is CopyState.PLANNED else order.skip_reason
             for user_id in user_ids:
+                state_here: CopyState
+                reason_here: str | None
+                if unavailable and user_id in unavailable and state is CopyState.PLANNED:
+                    state_here, reason_here = CopyState.SKIPPED, unavailable[user_id]
+                else:
+                    state_here, reason_here = state, reason
                 db.execute(
                     "INSERT INTO copies (master_txid, user_id, cl_ord_id, state, reason,"
                     " created_at, updated_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -390,8 +403,8 @@ class Ledger:
                         order.txid,
                         user_id,
                         copy_client_order_id(order.txid, user_id),
-                        state.value,
-                        reason,
+                        state_here.value,
+                        reason_here,
                         now,
                         now,
                         self.run_id,
@@ -626,15 +639,24 @@ class Ledger:
         )
 
     def schedule_retry(
-        self, master_txid: str, user_id: str, *, next_attempt_at: float, error: str
+        self,
+        master_txid: str,
+        user_id: str,
+        *,
+        next_attempt_at: float,
+        error: str,
+        state: CopyState = CopyState.SUBMITTING,
     ) -> CopyRecord:
-        """The outcome is unknown or the call failed transiently: stay in `submitting` (so the
-        next attempt starts with a lookup on Kraken) and wait until `next_attempt_at`."""
+        """The outcome is unknown or the call failed transiently: keep the state (`submitting`,
+        so the next attempt starts with a lookup on Kraken; or `placed` with a cancel still to
+        do) and wait until `next_attempt_at`."""
+        if state not in (CopyState.SUBMITTING, CopyState.PLACED):
+            raise LedgerError(f"retries are for submitting or placed copies, not {state.value}")
         return self._transition(
             master_txid,
             user_id,
-            from_states=(CopyState.SUBMITTING,),
-            to_state=CopyState.SUBMITTING,
+            from_states=(state,),
+            to_state=state,
             next_attempt_at=next_attempt_at,
             error=error,
         )
