@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 import sys
@@ -35,6 +34,7 @@ from copytrader.sim.context import (
     kraken_ok,
 )
 from copytrader.sim.control import add_control_routes
+from copytrader.sim.engine import Engine
 from copytrader.sim.errors import SimError
 from copytrader.sim.faults import ERROR_BY_KIND, Fault, FaultKind
 from copytrader.sim.reqlog import LoggedRequest
@@ -234,7 +234,8 @@ async def _handle_private(request: web.Request) -> web.Response:
 
 def _add_message(_: object, __: str, event_dict: EventDict) -> EventDict:
     """The project's log lines carry a human `message` beside the stable `event` name."""
-    event_dict.setdefault("message", str(event_dict.get("event", "")).replace("_", " "))
+    event = str(event_dict.get("event", ""))
+    event_dict.setdefault("message", event.replace(".", " ").replace("_", " "))
     return event_dict
 
 
@@ -255,9 +256,7 @@ def _configure_logging() -> None:
 
 
 def _make_engine(setup: SimSetup, seed: int | None, clock: SimClock) -> Exchange:
-    # Imported by name until sim/engine.py (another helper's module) is committed.
-    engine_module = importlib.import_module("copytrader.sim.engine")
-    engine: Exchange = engine_module.Engine(seed=seed, clock=clock.time)
+    engine = Engine(seed=seed, clock=clock.time)
     for account in setup.accounts:
         engine.add_account(account.name, balances=account.balances, tier=account.tier)
     for pair, price in setup.prices.items():
