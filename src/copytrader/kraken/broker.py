@@ -179,7 +179,7 @@ class KrakenBroker:
                     pair=error.pair,
                     backoff_s=backoff,
                 )
-            else:
+            elif has_error(error, "EAPI:Rate limit exceeded"):
                 self.rate.rest.penalize()
         if isinstance(error, AccountUnusableError) and any(
             has_error(error, text) for text in _COOLDOWN_ERRORS

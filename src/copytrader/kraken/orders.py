@@ -146,7 +146,10 @@ def _look_up_added(
     order = _look_up(broker, "AddOrder", failure, lambda: broker.find_order_by_cl_ord_id(cl_ord_id))
     if order is None:
         return None
-    description = f"{order.side.value} {order.volume} {order.pair_altname} @ {order.order_type_raw}"
+    price = f" {order.price}" if order.price is not None else ""
+    description = (
+        f"{order.side.value} {order.volume} {order.pair_altname} @ {order.order_type_raw}{price}"
+    )
     return AddOrderResult(
         txids=(order.txid,),
         description=description,

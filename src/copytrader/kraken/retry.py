@@ -37,9 +37,9 @@ OUTCOME_SETTLE_S = 1.0
 # After a lockout or after the nonce jumps ran out, the account rests this long (fail fast).
 COOLDOWN_S = 300.0
 
-_exponential = tenacity.wait_exponential_jitter(
-    initial=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S, jitter=BACKOFF_JITTER_S
-)
+_exponential = tenacity.wait_exponential(
+    multiplier=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S
+) + tenacity.wait_random(0, BACKOFF_JITTER_S)
 
 
 def backoff_wait(state: RetryCallState) -> float:
