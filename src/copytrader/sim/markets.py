@@ -163,10 +163,13 @@ PAIRS: dict[str, Pair] = {
         _pair("USDCUSD", "USDCUSD", "USDC/USD", "USDC", "ZUSD", decimals=(4, 8, 5),
               ordermin="5", costmin="0.5", price="1.0000", stable=True),
         # FX: also what TradeBalance values euros with when asked for dollars, and vice versa.
-        _pair("ZEURZUSD", "EURUSD", "EUR/USD", "ZEUR", "ZUSD", decimals=(5, 8, 5),
+        _pair("ZEURZUSD", "EURUSD", "EUR/USD", "ZEUR", "ZUSD", decimals=(5, 4, 5),
               ordermin="5", costmin="0.5", price="1.08000", stable=True),
     )
 }  # fmt: skip
+
+# A fill moves whole lots, so a lot must be a whole number of the base asset's ledger units.
+assert all(p.lot_decimals <= p.base.decimals for p in PAIRS.values())
 
 _PAIR_NAMES: dict[str, Pair] = {}
 for _p in PAIRS.values():
