@@ -7,6 +7,21 @@ starts are applied lazily at the start of every call. Ids come from a seeded ran
 so a seed and a sequence of calls always give the same answers.
 
 Market rules are in `matching.py`, AddOrder's checks in `addorder.py`, paging in `queries.py`.
+
+Choices where Kraken's documentation is silent or the simulator simplifies:
+- one price per pair; ask = bid = last. Taker fills happen at `last`, resting limits fill at
+  their own limit price as maker; orders fill completely or not at all.
+- fees: the pair's first-tier rates (fees[0] taker, fees_maker[0] maker), charged in the quote
+  currency unless `fcib`; amounts are rounded half-up to the asset's ledger decimals, holds are
+  rounded up so that a fill never spends more than its order held.
+- QueryOrders leaves unknown txids out (an empty object when none is known), which ccxt's
+  fetch_order turns into OrderNotFound.
+- a cl_ord_id already used by an open order of the account: `EOrder:Duplicate cl_ord_id`
+  (Kraken's exact wording unconfirmed); cl_ord_id with userref: `...Invalid arguments:cl_ord_id`.
+- a post-only order that would take is accepted (gets a txid) and cancelled with reason
+  "Post only order"; an IOC order that cannot fill is cancelled, "Insufficient liquidity".
+- the matching-engine counter is charged on receipt of every AddOrder except `validate=true`;
+  a single CancelOrder over the threshold is refused, a userref cancel or CancelAll is not.
 """
 
 from __future__ import annotations

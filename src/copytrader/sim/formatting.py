@@ -20,6 +20,7 @@ def fixed(amount: Decimal, places: int) -> str:
 
 
 def asset_amount(amount: Decimal, asset: Asset | None) -> str:
+    amount = amount + 0  # turns a negative zero into zero
     if asset is None:  # an asset outside the catalogue keeps the precision it was given
         return f"{amount:f}"
     exponent = amount.as_tuple().exponent
