@@ -135,7 +135,7 @@ def sim_accounts_toml(setup: DemoSetup) -> str:
             f"name = {_toml_string(user.user_id)}",
             f"key = {_toml_string(user.credentials.key)}",
             f"secret = {_toml_string(user.credentials.secret)}",
-            'tier = "intermediate"',
+            'tier = "pro"',
             f"permissions = {_toml_list(TRADING)}",
             f"balances = {_toml_table_inline(user.balances)}",
         ]
@@ -143,15 +143,15 @@ def sim_accounts_toml(setup: DemoSetup) -> str:
 
 
 def daemon_config_toml(setup: DemoSetup) -> str:
-    """The daemon's `config/accounts.toml` for paper mode: fast polling, the demo users."""
+    """The daemon's `config/accounts.toml` for paper mode: Pro-tier polling, the demo users."""
     lines = [
         "# Paper mode: written by copytrader.paper for one run.",
         "[copy]",
         'sizing = "equity_ratio"',
         "connect_stagger_seconds = 0.2",
+        # The fastest polling Kraken's rate limits allow, here as there: Pro tier, every 2 s.
         'master_tier = "pro"',
         "max_signal_age_seconds = 60",
-        "poll_interval_seconds = 0.5",
         "dry_run = false",
         "round_up_to_minimum = false",
         'equity_asset = "ZUSD"',
@@ -166,7 +166,7 @@ def daemon_config_toml(setup: DemoSetup) -> str:
             "enabled = true",
             'multiplier = "1"',
             'max_order_fraction = "0.25"',
-            'tier = "intermediate"',
+            'tier = "pro"',
         ]
     return "\n".join(lines) + "\n"
 

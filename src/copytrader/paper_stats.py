@@ -22,7 +22,7 @@ COPY_OUTCOMES: Mapping[str, str] = {
     "copy.validated": "skipped",  # dry run: Kraken validated the copy, nothing was placed
 }
 # Any of these means the daemon is up and watching the master: the demo trader may start.
-READY_EVENTS = frozenset({"daemon.started", "daemon.running", "daemon.ready", "daemon.heartbeat"})
+READY_EVENTS = frozenset({"daemon.running"})
 # Events that name a master order the daemon has seen: every `copy.*` event has `master_txid`.
 MASTER_EVENT_PREFIXES = ("copy.", "master.", "feed.")
 _USER_FIELDS = ("user_id", "user", "account")

@@ -1,6 +1,6 @@
 """SIGTERM in the middle of copying: a clean exit within 10 s, and a restart that finishes the job.
 
-Depends on the daemon (`copytrader run`) being wired to copytrader.lifecycle: `daemon.started`
+Depends on the daemon (`copytrader run`) being wired to copytrader.lifecycle: `daemon.running`
 once it watches the master, `daemon.stop_requested` on SIGTERM, then `daemon.draining` and
 `daemon.stopped`, exit code 0.
 """
@@ -25,7 +25,7 @@ from tests.simproc import SimProcess, new_secret, running_sim
 USERS = {"ann_test": "ANN", "ben_test": "BEN"}
 MASTER_PRICES = ("40000", "40100", "40200", "40300", "40400")  # far below 60000: they rest
 COPY_LATENCY_MS = 3000
-READY_EVENTS = {"daemon.started", "daemon.heartbeat"}
+READY_EVENTS = {"daemon.running"}
 BALANCES = '{ ZUSD = "10000", XXBT = "0.5" }'
 
 Credentials = tuple[str, str]
