@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -21,7 +21,7 @@ NONCE_WINDOW = 1000
 class Key:
     account: str
     key: str
-    secret: str
+    secret: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class SimAccounts:
     starter: Key  # starter tier, for the REST counter
     poor: Key  # 100 USD and nothing else, for order rejections
     faults: Key  # fault-injection tests
+    locky: Key  # lockout tests
+    hasty: Key  # starter tier, for the matching engine's per-pair counter
+    crowded: Key  # starter tier, for the open-orders-per-pair limit
     misc: Key  # everything else
     no_rights: Key  # a key of `misc`'s account without any permission
     funds_only: Key  # a key of `misc`'s account with query_funds only
@@ -70,6 +73,9 @@ def make_accounts() -> tuple[SimAccounts, str]:
         starter=key("starter", "starter-key"),
         poor=key("poor", "poor-key"),
         faults=key("faulty", "faulty-key"),
+        locky=key("locky", "locky-key"),
+        hasty=key("hasty", "hasty-key"),
+        crowded=key("crowded", "crowded-key"),
         misc=key("misc", "misc-key"),
         no_rights=key("misc", "misc-no-rights"),
         funds_only=key("misc", "misc-funds-only"),
@@ -84,6 +90,9 @@ def make_accounts() -> tuple[SimAccounts, str]:
             _account(accounts.starter, "starter", RICH),
             _account(accounts.poor, "pro", 'ZUSD = "100"'),
             _account(accounts.faults, "pro", RICH),
+            _account(accounts.locky, "pro", RICH),
+            _account(accounts.hasty, "starter", RICH),
+            _account(accounts.crowded, "starter", RICH),
             _account(accounts.misc, "pro", RICH),
             _extra_key(accounts.no_rights, ""),
             _extra_key(accounts.funds_only, '"query_funds"'),

@@ -61,7 +61,11 @@ def test_full_file_is_read_with_defaults() -> None:
     assert master.tier == "intermediate"
     assert master.balances == {"ZUSD": Decimal("10000"), "XXBT": Decimal("0.5")}
     own, trader = master.keys
-    assert (own.key, own.nonce_window, own.permissions) == ("master-key", 5000, frozenset(PERMISSIONS))
+    assert (own.key, own.nonce_window, own.permissions) == (
+        "master-key",
+        5000,
+        frozenset(PERMISSIONS),
+    )
     assert (trader.key, trader.nonce_window) == ("master-trader", 7)
     assert trader.permissions == {"query_funds", "create_orders"}
     assert trader.account == "master"
