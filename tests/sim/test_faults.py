@@ -16,7 +16,13 @@ from tests.sim.conftest import SimAccounts, client
 from tests.sim.kraken_http import public
 from tests.simproc import SimProcess
 
-LIMIT = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "40000", "volume": "0.001"}
+LIMIT: dict[str, Any] = {
+    "pair": "XBTUSD",
+    "type": "buy",
+    "ordertype": "limit",
+    "price": "40000",
+    "volume": "0.001",
+}
 
 
 def _open_orders(sim: SimProcess, keys: SimAccounts) -> dict[str, Any]:
