@@ -100,7 +100,10 @@ class OrderSnapshot:
             price2=order.price2,
             avg_price=order.avg_price if order.avg_price > 0 else None,
             oflags=frozenset(order.oflags),
-            timeinforce=order.timeinforce or TimeInForce.GTC,
+            # Kraken's order objects do not show the time-in-force: an expiry time means GTD
+            # (an IOC order is over by the time it is seen, and is copied as GTC).
+            timeinforce=order.timeinforce
+            or (TimeInForce.GTD if order.expiretm else TimeInForce.GTC),
             expiretm=order.expiretm,
             opentm=order.opentm,
             closetm=order.closetm,
