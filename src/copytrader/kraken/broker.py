@@ -134,7 +134,12 @@ class KrakenBroker:
     # --- the private call layers ----------------------------------------------------------------
 
     def _send(self, method: str, params: Mapping[str, str], *, is_write: bool, pair: str) -> Any:
-        """One signed request. The account lock is held from taking the nonce to the reply."""
+        """One signed request. The account lock is held from taking the nonce to the reply.
+
+        An `EAPI:Invalid nonce` reply moves the store's nonce ahead while the lock is still
+        held, so no other thread or process sends a nonce we already know is too low: every
+        rejection is news ("Kraken's mark is above our latest nonce") and escalates the step.
+        """
         if self.rate is not None:
             wait = self.rate.rest.reserve(rest_cost(method))
             if wait > 0:
@@ -142,6 +147,7 @@ class KrakenBroker:
                 time.sleep(wait)  # a real limit, not a retry delay: kept even in tests
         data = dict(params)  # krakenex adds the nonce to the dict it is given
         with self._store.locked() as next_nonce:
+            self._raise_if_cooling_down()  # another thread may have started a rest meanwhile
             self._api.nonce_source = next_nonce
             try:
                 reply = self._api.query_private(method, data, timeout=self.timeout_s)
@@ -155,7 +161,36 @@ class KrakenBroker:
                 ) from exc
             finally:
                 self._api.nonce_source = _nonce_outside_lock
-        return self._result(reply, method, pair=pair)
+            try:
+                result = self._result(reply, method, pair=pair)
+            except NonceRejectedError:
+                self._jump_after_rejection(method)
+                raise
+            except KrakenError as exc:
+                if not has_error(exc, TEMPORARY_LOCKOUT):
+                    self._nonce_rejections = 0  # Kraken took the nonce, then said no
+                raise
+            self._nonce_rejections = 0
+        return result
+
+    def _jump_after_rejection(self, method: str) -> None:
+        """Count a rejection and jump by the next step (called with the account lock held)."""
+        self._nonce_rejections += 1
+        index = self._nonce_rejections - 1
+        if index >= len(NONCE_JUMPS_MS):
+            # Out of steps: rest now, before threads waiting for the lock send more rejections.
+            self._start_cooldown("nonces rejected even after jumping ahead")
+            return
+        step = NONCE_JUMPS_MS[index]
+        new_last = self._store.jump(step)
+        self.log.warning(
+            "broker.nonce_jump",
+            message=f"{method}: Kraken remembers a higher nonce; moved ours {step // 1000} s ahead",
+            method=method,
+            step_ms=step,
+            nonce=new_last + 1,
+            rejections_in_row=self._nonce_rejections,
+        )
 
     def _result(self, reply: Any, method: str, *, pair: str = "") -> Any:
         if not isinstance(reply, dict):
@@ -189,21 +224,19 @@ class KrakenBroker:
     def _private(
         self, method: str, params: Mapping[str, str], *, is_write: bool = False, pair: str = ""
     ) -> Any:
-        """A private call, sent again with a jumped nonce after `EAPI:Invalid nonce`."""
+        """A private call, sent again after `EAPI:Invalid nonce` (it was not executed)."""
         self._raise_if_cooling_down()
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(NonceRejectedError),
             stop=self._nonce_jumps_spent,
             wait=tenacity.wait_none(),
-            before_sleep=self._jump_nonce,
             reraise=True,
         )
         try:
             for attempt in retrying:
                 with attempt:
-                    result = self._send_counting_nonces(method, params, is_write, pair)
+                    result = self._send(method, params, is_write=is_write, pair=pair)
         except NonceRejectedError as exc:
-            self._start_cooldown("nonces rejected even after jumping ahead")
             raise AccountUnusableError(
                 f"{method}: Kraken rejected {len(NONCE_JUMPS_MS) + 1} nonces in a row, the last"
                 f" {sum(NONCE_JUMPS_MS) // 1000} s ahead of ours. The key has probably been used"
@@ -214,42 +247,9 @@ class KrakenBroker:
             ) from exc
         return result
 
-    def _send_counting_nonces(
-        self, method: str, params: Mapping[str, str], is_write: bool, pair: str
-    ) -> Any:
-        try:
-            result = self._send(method, params, is_write=is_write, pair=pair)
-        except NonceRejectedError:
-            with self._state_lock:
-                self._nonce_rejections += 1
-            raise
-        except KrakenError as exc:
-            if not has_error(exc, TEMPORARY_LOCKOUT) and exc.errors:
-                self._reset_nonce_rejections()  # Kraken accepted the nonce, then said no
-            raise
-        self._reset_nonce_rejections()
-        return result
-
-    def _reset_nonce_rejections(self) -> None:
-        with self._state_lock:
-            self._nonce_rejections = 0
-
     def _nonce_jumps_spent(self, _: RetryCallState) -> bool:
-        with self._state_lock:
-            return self._nonce_rejections > len(NONCE_JUMPS_MS)
-
-    def _jump_nonce(self, state: RetryCallState) -> None:
-        with self._state_lock:
-            index = min(self._nonce_rejections, len(NONCE_JUMPS_MS)) - 1
-        step = NONCE_JUMPS_MS[max(index, 0)]
-        new_last = self._store.jump(step)
-        self.log.warning(
-            "broker.nonce_jump",
-            message=f"Kraken remembers a higher nonce; moved ours {step // 1000} s ahead",
-            step_ms=step,
-            nonce=new_last + 1,
-            attempt=state.attempt_number,
-        )
+        # Read without the account lock: a stale value only means one more or one fewer try.
+        return self._nonce_rejections > len(NONCE_JUMPS_MS)
 
     def _start_cooldown(self, reason: str) -> None:
         with self._state_lock:
