@@ -27,255 +27,37 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
-from typing import Protocol
 
-from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
-from copytrader.errors import (
-    AccountUnusableError,
-    KrakenError,
-    OrderRejectedError,
+from copytrader.copy_support import (
+    AccountSnapshots,
+    CopierSettings,
+    CopyObserver,
+    KillSwitch,
+    UserAccount,
+    build_request,
+    copy_prices,
+    limit_price_of,
+    pair_rules,
 )
-from copytrader.kraken.models import (
-    AddOrderResult,
-    AssetBalance,
-    Order,
-    OrderRequest,
-    PairInfo,
-    Ticker,
-    TradeBalance,
-)
-from copytrader.ledger import (
-    CopyRecord,
-    CopyState,
-    Ledger,
-    LedgerError,
-    MasterOrderRecord,
-)
+from copytrader.domain import OrderStatus, Side
+from copytrader.errors import AccountUnusableError, KrakenError, OrderRejectedError
+from copytrader.kraken.models import OrderRequest, PairInfo
+from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
 from copytrader.logs import get_logger
-from copytrader.sizing import (
-    PairRules,
-    SizingMode,
-    SizingRequest,
-    Skipped,
-    round_price_to_tick,
-    size_copy,
-)
+from copytrader.sizing import SizingMode, SizingRequest, Skipped, size_copy
 
 log = get_logger(__name__)
 
-KILL_SWITCH_FILE_NAME = "KILL_SWITCH"
-# Equity and balances are re-read after this long, and at once after a copy of the user is
-# placed or the master order fills (both change what the sizing reads).
-SNAPSHOT_TTL_S = 10.0
 # Public ticker prices (market orders' reference price) are shared by all users this long.
 TICKER_TTL_S = 2.0
-# Attempts at sending one copy before it is abandoned; waits between them double.
-MAX_ATTEMPTS = 6
+# Waits between attempts at one copy double from FIRST_RETRY_S up to MAX_RETRY_S.
 FIRST_RETRY_S = 0.5
 MAX_RETRY_S = 8.0
 # A planned copy whose balance reads failed is sized again after this long.
 PLANNED_RETRY_S = 2.0
 # The pool has one thread per user (a lane uses one at a time), capped.
 MAX_POOL_THREADS = 256
-KEPT_OFLAGS = frozenset({"post", "fcib", "fciq", "nompp"})
-
-
-class CopyBroker(Protocol):
-    """What the copier needs from one account's broker (KrakenBroker has it)."""
-
-    def trade_balance(self, asset: str = "ZUSD") -> TradeBalance: ...
-    def balances_ex(self) -> dict[str, AssetBalance]: ...
-    def pair(self, name: str) -> PairInfo: ...
-    def ticker(self, pair: str) -> Ticker: ...
-    def add_order(self, request: OrderRequest) -> AddOrderResult: ...
-    def find_order_by_cl_ord_id(self, cl_ord_id: str) -> Order | None: ...
-    def cancel_order(self, *, txid: str | None = None, cl_ord_id: str | None = None) -> int: ...
-
-
-class CopyObserver(Protocol):
-    """Told about each outcome (the lifecycle's Heartbeat counts them)."""
-
-    def copy_placed(self) -> None: ...
-    def copy_skipped(self) -> None: ...
-    def copy_failed(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class UserSizing:
-    """A user's sizing settings (from config.UserConfig)."""
-
-    multiplier: Decimal = Decimal(1)
-    max_order_fraction: Decimal | None = None
-    max_notional: Decimal | None = None
-    fixed_notional: Decimal | None = None
-    round_up_to_minimum: bool = False
-
-
-@dataclass(frozen=True)
-class UserAccount:
-    user_id: str
-    display_name: str
-    broker: CopyBroker
-    sizing: UserSizing
-
-
-@dataclass(frozen=True)
-class CopierSettings:
-    sizing_mode: SizingMode = SizingMode.EQUITY_RATIO
-    max_signal_age_s: float = 60.0
-    dry_run: bool = False
-    equity_asset: str = "ZUSD"
-    snapshot_ttl_s: float = SNAPSHOT_TTL_S
-    max_attempts: int = MAX_ATTEMPTS
-
-
-class KillSwitch:
-    """Copying stops while `<data_dir>/KILL_SWITCH` exists or COPYTRADER_KILL_SWITCH is set.
-
-    Checked before every copy is sent, so creating the file stops the next copy without a
-    restart or redeploy; removing it resumes (signals older than max_signal_age are skipped).
-    """
-
-    def __init__(self, data_dir: Path, *, from_environment: bool = False) -> None:
-        self.path = data_dir / KILL_SWITCH_FILE_NAME
-        self.from_environment = from_environment
-        self._was_on = False
-        self._lock = threading.Lock()
-
-    def reason(self) -> str | None:
-        """Why copying is stopped, or None when it is not."""
-        if self.from_environment:
-            why: str | None = "kill switch on (COPYTRADER_KILL_SWITCH)"
-        elif self.path.exists():
-            why = f"kill switch on (file {self.path})"
-        else:
-            why = None
-        with self._lock:
-            changed, self._was_on = (why is not None) != self._was_on, why is not None
-        if changed:
-            if why:
-                log.warning("copy.kill_switch_on", message=f"{why}: no new copies are sent")
-            else:
-                log.info("copy.kill_switch_off", message="kill switch off: copying resumes")
-        return why
-
-
-class AccountSnapshots:
-    """An account's equity and balances, read lazily, kept `ttl_s`, dropped on `invalidate`."""
-
-    def __init__(
-        self,
-        broker: CopyBroker,
-        *,
-        equity_asset: str,
-        ttl_s: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._broker = broker
-        self._asset = equity_asset
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._equity: tuple[float, Decimal] | None = None
-        self._balances: tuple[float, dict[str, AssetBalance]] | None = None
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._equity = None
-            self._balances = None
-
-    def equity(self) -> Decimal:
-        with self._lock:
-            cached = self._equity
-        if cached is not None and self._clock() - cached[0] < self._ttl_s:
-            return cached[1]
-        value = self._broker.trade_balance(self._asset).equity
-        with self._lock:
-            self._equity = (self._clock(), value)
-        return value
-
-    def balances(self) -> dict[str, AssetBalance]:
-        with self._lock:
-            cached = self._balances
-        if cached is not None and self._clock() - cached[0] < self._ttl_s:
-            return cached[1]
-        value = self._broker.balances_ex()
-        with self._lock:
-            self._balances = (self._clock(), value)
-        return value
-
-
-def pair_rules(info: PairInfo) -> PairRules:
-    return PairRules(
-        altname=info.altname,
-        base=info.base,
-        lot_decimals=info.lot_decimals,
-        tick_size=info.tick_size,
-        ordermin=info.ordermin,
-        costmin=info.costmin if info.costmin > 0 else None,
-    )
-
-
-def limit_price_of(master: MasterOrderRecord) -> Decimal | None:
-    """The price an order's cost is estimated at, when the order itself fixes one."""
-    if master.order_type in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
-        return master.price2
-    if master.order_type is OrderType.MARKET:
-        return master.avg_price
-    return master.price  # limit price, or the trigger of a stop-loss / take-profit
-
-
-def copy_prices(master: MasterOrderRecord, tick: Decimal) -> tuple[Decimal | None, Decimal | None]:
-    """`price`/`price2` for the copy: the master's, on the tick grid (limits never worse)."""
-    side = master.side
-    order_type = master.order_type
-    price = master.price
-    price2 = master.price2
-    if order_type is OrderType.MARKET:
-        return None, None
-    if order_type is OrderType.LIMIT:
-        assert price is not None
-        return round_price_to_tick(price, tick, side=side, limit=True), None
-    assert price is not None
-    trigger = round_price_to_tick(price, tick, side=side, limit=False)
-    if order_type in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
-        assert price2 is not None
-        return trigger, round_price_to_tick(price2, tick, side=side, limit=True)
-    return trigger, None
-
-
-def build_request(
-    master: MasterOrderRecord,
-    cl_ord_id: str,
-    volume: Decimal,
-    price: Decimal | None,
-    price2: Decimal | None,
-    *,
-    validate: bool,
-) -> OrderRequest:
-    """The copy's AddOrder: the master's type, side, time-in-force, expiry and flags."""
-    if master.order_type is None:
-        raise ValueError(f"master order {master.txid} has a type that is not copied")
-    oflags = frozenset(master.oflags & KEPT_OFLAGS)
-    if master.order_type is not OrderType.LIMIT:
-        oflags -= {"post"}  # post-only exists for limit orders only
-    gtd = master.timeinforce is TimeInForce.GTD and master.expiretm
-    return OrderRequest(
-        pair=master.pair,
-        side=master.side,
-        order_type=master.order_type,
-        volume=volume,
-        price=price,
-        price2=price2,
-        cl_ord_id=cl_ord_id,
-        oflags=oflags,
-        timeinforce=master.timeinforce,
-        expiretm=int(master.expiretm) if gtd and master.expiretm else None,
-        validate=validate,
-    )
 
 
 def _error_text(error: BaseException) -> str:

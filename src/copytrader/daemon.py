@@ -18,27 +18,22 @@ import argparse
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from copytrader.account_probe import Reason
 from copytrader.config import AccountSpec, Settings, load_settings
-from copytrader.copier import (
-    Copier,
-    CopierSettings,
-    KillSwitch,
-    UserAccount,
-    UserSizing,
-)
-from copytrader.errors import AccountUnusableError, ConfigError, DataDirLockedError
+from copytrader.copier import Copier
+from copytrader.copy_support import CopierSettings, KillSwitch, UserAccount, UserSizing
+from copytrader.errors import ConfigError, DataDirLockedError
 from copytrader.feed import MasterFeed, poll_interval_seconds
 from copytrader.kraken.broker import KrakenBroker
-from copytrader.kraken.ratelimit import RateTier
 from copytrader.ledger import Ledger
 from copytrader.lifecycle import Heartbeat, StopSignal, acquire_data_dir_lock, install_stop_signals
 from copytrader.logs import configure_logging, get_logger
 from copytrader.recorder import MasterRecorder
 from copytrader.sizing import SizingMode
+from copytrader.startup import connect_accounts
 
 log = get_logger(__name__)
 
@@ -50,7 +45,6 @@ EXIT_LOCKED = 3  # another daemon uses this data folder
 DRAIN_TIMEOUT_S = 7.0
 # A failing poll is retried after interval x 2^failures, at most this long.
 MAX_POLL_BACKOFF_S = 60.0
-HTTP_TIMEOUT_S = 10.0
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -106,125 +100,46 @@ def _user_sizing(spec: AccountSpec) -> UserSizing:
     )
 
 
-def _credentials_problem(spec: AccountSpec) -> str | None:
-    if spec.credentials_error is not None:
-        return str(spec.credentials_error)
-    if spec.credentials is None:
-        missing = ", ".join(spec.missing_vars or (spec.key_var, spec.secret_var))
-        return f"no credentials: set {missing}"
-    return None
-
-
 class CopyDaemon:
     def __init__(self, settings: Settings, stop: StopSignal, heartbeat: Heartbeat) -> None:
         self._settings = settings
         self._stop = stop
         self._heartbeat = heartbeat
 
-    # ---- connecting ---------------------------------------------------------------------
-
-    def _broker(self, spec: AccountSpec, tier: RateTier) -> KrakenBroker:
-        assert spec.credentials is not None
-        return KrakenBroker(
-            spec.account_id,
-            spec.credentials,
-            api_url=self._settings.api_url,
-            data_dir=self._settings.data_dir,
-            tier=tier,
-            timeout_s=HTTP_TIMEOUT_S,
-        )
-
     def connect(self) -> ConnectedAccounts:
-        """MASTER first, then each enabled user, `connect_stagger_seconds` apart; a user that
-        cannot connect gets skipped copies (with the reason), never stops the others."""
-        settings = self._settings
-        master_spec = settings.master
-        master: KrakenBroker | None = None
-        master_problem = _credentials_problem(master_spec)
-        if master_problem is None:
-            master = self._broker(master_spec, settings.copy.master_tier)
-            try:
-                master.open_orders()
-            except AccountUnusableError as error:
-                master_problem = str(error)
-            except Exception as error:  # noqa: BLE001 - transient: the feed retries
-                log.warning(
-                    "daemon.master_check_failed",
-                    message=f"MASTER did not answer yet ({error}); the feed keeps trying",
-                )
+        """MASTER first, then the users, staggered (copytrader.startup). A user that cannot be
+        used gets skipped copies with the reason; one that failed for a reason that may pass
+        (network, lockout) keeps its broker, and its copies retry."""
+        report = connect_accounts(self._settings, stop=self._stop.event)
+        specs = {spec.account_id: spec for spec in self._settings.users}
         users: dict[str, UserAccount] = {}
         unavailable: dict[str, str] = {}
-        candidates: list[AccountSpec] = []
-        for spec in settings.users:
+        for outcome in report.users:
+            spec = specs[outcome.account_id]
             assert spec.user is not None
-            if not spec.enabled:
-                log.info(
-                    "daemon.user_disabled",
-                    message=f"{spec.display_name} is disabled in the config: no copies",
-                    user=spec.user.id,
+            if outcome.reason is Reason.DISABLED:
+                continue
+            if outcome.broker is not None and (outcome.connected or outcome.retryable):
+                users[spec.user.id] = UserAccount(
+                    user_id=spec.user.id,
+                    display_name=spec.display_name,
+                    broker=outcome.broker,
+                    sizing=_user_sizing(spec),
                 )
-                continue
-            problem = _credentials_problem(spec)
-            if problem:
-                unavailable[spec.user.id] = f"account not connected: {problem}"
-                continue
-            candidates.append(spec)
-        results = self._check_users(candidates)
-        for spec in candidates:
-            assert spec.user is not None
-            broker, problem = results[spec.user.id]
-            if problem is not None or broker is None:
-                unavailable[spec.user.id] = f"account not connected: {problem}"
-                continue
-            users[spec.user.id] = UserAccount(
-                user_id=spec.user.id,
-                display_name=spec.display_name,
-                broker=broker,
-                sizing=_user_sizing(spec),
-            )
-        for user_id, why in unavailable.items():
-            log.warning("daemon.user_unavailable", message=f"{user_id}: {why}", user=user_id)
-        total = 1 + len(users) + len(unavailable)
-        self._heartbeat.set_accounts(connected=len(users) + (master is not None), total=total)
-        return ConnectedAccounts(master, master_problem, users, unavailable)
-
-    def _check_users(
-        self, specs: list[AccountSpec]
-    ) -> Mapping[str, tuple[KrakenBroker | None, str | None]]:
-        """Start each user's check `connect_stagger_seconds` after the previous one started
-        (the checks themselves overlap, so 100 users do not take 100 round trips)."""
-        results: dict[str, tuple[KrakenBroker | None, str | None]] = {}
-        if not specs:
-            return results
-
-        def check(spec: AccountSpec) -> None:
-            assert spec.user is not None
-            broker = self._broker(spec, spec.user.tier)
-            try:
-                broker.balances_ex()
-            except AccountUnusableError as error:
-                results[spec.user.id] = (None, str(error))
-                return
-            except Exception as error:  # noqa: BLE001 - transient: copies will retry
-                log.warning(
-                    "daemon.user_check_failed",
-                    message=f"{spec.display_name} did not answer yet ({error}); will retry",
-                    user=spec.user.id,
-                )
-            results[spec.user.id] = (broker, None)
-            log.info(
-                "daemon.user_connected",
-                message=f"{spec.display_name} connected",
-                user=spec.user.id,
-            )
-
-        stagger = self._settings.copy.connect_stagger_seconds
-        with ThreadPoolExecutor(max_workers=min(len(specs), 32)) as pool:
-            for index, spec in enumerate(specs):
-                if index and stagger > 0 and self._stop.wait(stagger):
-                    break
-                pool.submit(check, spec)
-        return results
+            else:
+                unavailable[spec.user.id] = f"account not connected: {outcome.message}"
+        master = report.master
+        usable_master = master.broker if (master.connected or master.retryable) else None
+        self._heartbeat.set_accounts(
+            connected=sum(o.connected for o in report.all),
+            total=1 + len(users) + len(unavailable),
+        )
+        return ConnectedAccounts(
+            master=usable_master,
+            master_problem=None if usable_master else master.message,
+            users=users,
+            unavailable=unavailable,
+        )
 
     # ---- running ------------------------------------------------------------------------
 
