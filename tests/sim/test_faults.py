@@ -179,3 +179,15 @@ def test_bad_fault_requests_are_refused(sim: SimProcess) -> None:
     assert caught.value.code == 400
     assert "'kind' must be one of" in caught.value.read().decode()
     assert _armed(sim) == []
+
+
+def test_drop_reply_also_hides_a_rejection(sim: SimProcess, keys: SimAccounts) -> None:
+    """The reply is dropped whatever the outcome: a refused order is a connection error too,
+    and the request log shows what really happened."""
+    sim.control("fault", {"endpoint": "AddOrder", "kind": "drop_reply"})
+    faulty = client(sim, keys.faults)
+    with pytest.raises(requests.ConnectionError):
+        faulty.call("AddOrder", **{**LIMIT, "volume": "1000"})
+    assert _open_orders(sim, keys) == {}
+    last = sim.control(f"requests?key={keys.faults.key}")["requests"][-1]
+    assert (last["error"], last["fault"]) == (errors.INSUFFICIENT_FUNDS, "drop_reply")

@@ -162,10 +162,8 @@ async def _handle_public(request: web.Request) -> web.Response:
         result = context.engine.public(method, dict(request.query))
     except SimError as exc:
         context.requests.record_error(exc.error)
-        return kraken_error(exc.error)
-    if fault is not None and fault.kind is FaultKind.DROP_REPLY:
-        return _drop_connection(request)
-    return kraken_ok(result)
+        return _reply(request, fault, kraken_error(exc.error))
+    return _reply(request, fault, kraken_ok(result))
 
 
 async def _handle_private(request: web.Request) -> web.Response:
@@ -223,10 +221,15 @@ async def _handle_private(request: web.Request) -> web.Response:
         context.requests.record_error(error)
         log.debug("sim.private_rejected", method=method, account=account, error=error,
                   key_hint=short_key(api_key or ""))  # fmt: skip
-        return kraken_error(error)
+        return _reply(request, fault, kraken_error(error))
+    return _reply(request, fault, kraken_ok(result))
+
+
+def _reply(request: web.Request, fault: Fault | None, response: web.Response) -> web.Response:
+    """The answer, unless a drop_reply fault eats it (whatever the outcome was)."""
     if fault is not None and fault.kind is FaultKind.DROP_REPLY:
         return _drop_connection(request)
-    return kraken_ok(result)
+    return response
 
 
 # --- process entry point -----------------------------------------------------------------------
