@@ -38,6 +38,15 @@ class _SecretBytes:
         raise TypeError("secrets cannot be pickled")
 
 
+class _KeyStr(str):
+    """The API key as krakenex needs it (a str for the header), with a repr that shows a hint."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(key_hint(str.__str__(self)))
+
+
 def _no_nonce_outside_the_lock() -> int:
     raise RuntimeError("a private call must take its nonce inside the account's lock")
 
@@ -54,7 +63,7 @@ class SigningApi(krakenex.API):  # type: ignore[misc]  # krakenex ships no type 
     """One account's krakenex.API: our nonce source, our signer, our base URL."""
 
     def __init__(self, credentials: ApiCredentials, *, uri: str, secret: bytes) -> None:
-        super().__init__(key=credentials.key, secret="")
+        super().__init__(key=_KeyStr(credentials.key), secret="")
         # krakenex only checks that `secret` is truthy; the real one is `_secret`.
         self.secret = credentials.secret
         self._secret = _SecretBytes(secret)
