@@ -129,12 +129,15 @@ def test_sigterm_mid_copy_exits_zero_and_restart_finishes_without_duplicates(
             sim.control("fault", {"endpoint": "AddOrder", "kind": "latency", "count": -1,
                                   "latency_ms": COPY_LATENCY_MS})  # fmt: skip
             copying = start("daemon (copying)")
+            # Start-up may validate an order per user; only AddOrders after it are copies.
+            before_copying = _add_orders_under_way(sim)
             deadline = time.monotonic() + 20
-            while _add_orders_under_way(sim) == 0:
+            while _add_orders_under_way(sim) == before_copying:
                 assert time.monotonic() < deadline, "the daemon never started a copy"
                 time.sleep(0.02)
             names = _stop_cleanly(copying)
-            assert "daemon.draining" in names
+            draining = next(e for e in copying.events() if e["event"] == "daemon.draining")
+            assert draining["in_flight"] >= 1, draining  # the stop really came mid-copy
             assert names.index("daemon.stop_requested") < names.index("daemon.stopped")
 
             sim.control("faults/clear", {})
