@@ -1,0 +1,241 @@
+"""What the broker costs, and long nonce campaigns too slow for the test suite.
+
+    .venv/bin/python -m benchmarks.bench_broker [--calls 2000] [--kills 40] [--quick]
+
+Prints tables:
+1. nonce generation: NonceStore (fsync + OS file lock) vs. without fsync vs. a bare lock+counter;
+2. one private call on loopback against the simulator: raw krakenex (with an in-memory
+   max(now_ms, last+1) nonce, the least any multi-call client needs) vs. KrakenBroker;
+3. a concurrency campaign (3 accounts x 8 threads, thousands of calls each) and a kill -9
+   campaign (broker processes killed at random moments and restarted), both counting
+   EAPI:Invalid nonce on the simulator (must be 0).
+The simulator's own REST counter would throttle these runs, so its clock is kept running fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import krakenex
+from tests.broker.conftest import SimAccount, accounts_toml, fast_sim_clock, make_broker
+from tests.broker.test_concurrency import start_worker
+from tests.simproc import SimProcess, running_sim
+
+from copytrader.kraken.broker import KrakenBroker
+from copytrader.nonce import NonceStore, wall_clock_ms
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def timed(call: Callable[[], object], count: int) -> list[float]:
+    """Per-call durations in microseconds."""
+    durations = []
+    for _ in range(count):
+        started = time.perf_counter_ns()
+        call()
+        durations.append((time.perf_counter_ns() - started) / 1000)
+    return durations
+
+
+def row(name: str, durations: list[float]) -> str:
+    return (
+        f"| {name:<48} | {statistics.mean(durations):9.1f} | {percentile(durations, 0.5):9.1f}"
+        f" | {percentile(durations, 0.99):9.1f} |"
+    )
+
+
+HEADER = (
+    f"| {'what':<48} | {'mean µs':>9} | {'p50 µs':>9} | {'p99 µs':>9} |\n|{'-' * 50}|{'-' * 11}|"
+    f"{'-' * 11}|{'-' * 11}|"
+)
+
+
+def bench_nonces(count: int) -> None:
+    print("\n## Nonce generation (one thread)\n")
+    print(HEADER)
+    with tempfile.TemporaryDirectory() as tmp:
+        durable = NonceStore("USER:bench_durable", Path(tmp))
+        fast = NonceStore("USER:bench_fast", Path(tmp), durable=False)
+
+        def take(store: NonceStore) -> Callable[[], object]:
+            def one() -> object:
+                with store.locked() as next_nonce:
+                    return next_nonce()
+
+            return one
+
+        lock = threading.Lock()
+        last = [0]
+
+        def bare() -> object:
+            with lock:
+                last[0] = max(wall_clock_ms(), last[0] + 1)
+                return last[0]
+
+        def lock_only() -> object:
+            with durable.locked():
+                return None
+
+        print(row("NonceStore: locks + fsync'd write (default)", timed(take(durable), count)))
+        print(row("NonceStore: locks + write, no fsync", timed(take(fast), count)))
+        print(row("NonceStore: thread + OS file lock only", timed(lock_only, count)))
+        print(row("bare threading.Lock + counter (no file)", timed(bare, count)))
+
+
+class RawKrakenex(krakenex.API):  # type: ignore[misc]  # krakenex has no type information
+    """Plain krakenex with the cheapest correct multi-call nonce: max(now_ms, last + 1)."""
+
+    def __init__(self, key: str, secret: str, uri: str) -> None:
+        super().__init__(key=key, secret=secret)
+        self.uri = uri
+        self._last = 0
+
+    def _nonce(self) -> int:
+        self._last = max(wall_clock_ms(), self._last + 1)
+        return self._last
+
+
+def bench_calls(count: int) -> None:
+    print(f"\n## One private call (Balance) on loopback, {count} sequential calls each\n")
+    raw_account = SimAccount(name="raw", account_id="USER:raw")
+    broker_account = SimAccount(name="broker", account_id="USER:broker")
+    limited_account = SimAccount(name="limited", account_id="USER:limited")
+    toml = accounts_toml(raw_account, broker_account, limited_account)
+    with tempfile.TemporaryDirectory() as tmp, running_sim(toml) as sim, fast_sim_clock(sim, 600):
+        raw = RawKrakenex(raw_account.key, raw_account.secret, sim.url)
+        broker = make_broker(broker_account, sim, Path(tmp))
+        with_counter = make_broker(limited_account, sim, Path(tmp), client_rate_limit=True)
+        # Warm up connections and the simulator's code paths.
+        for _ in range(50):
+            raw.query_private("Balance", timeout=10)
+            broker.balances()
+        raw_times = timed(lambda: raw.query_private("Balance", timeout=10), count)
+        broker_times = timed(broker.balances, count)
+        # The REST counter would make this one wait for real; measure only what fits under it.
+        counter_times = timed(with_counter.balances, 15)
+        invalid = sim.control("state")["counters"]["invalid_nonce"]
+    print(HEADER)
+    print(row("raw krakenex (in-memory nonce)", raw_times))
+    print(row("KrakenBroker.balances() (typed, locked, fsync)", broker_times))
+    print(row("KrakenBroker + REST counter (15 calls, no wait)", counter_times))
+    overhead = statistics.mean(broker_times) - statistics.mean(raw_times)
+    print(
+        f"\nbroker overhead per private call: {overhead:.0f} µs (mean); invalid nonces: {invalid}"
+    )
+
+
+def bench_concurrency(calls_per_thread: int) -> None:
+    accounts = [
+        SimAccount(name="master", account_id="MASTER"),
+        SimAccount(name="daivon", account_id="USER:daivon_frazier"),
+        SimAccount(name="tania", account_id="USER:tania_gilbert"),
+    ]
+    threads_per_account = 8
+    errors: list[str] = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_sim(accounts_toml(*accounts)) as sim,
+        fast_sim_clock(sim, 600),
+    ):
+        brokers = [make_broker(a, sim, Path(tmp)) for a in accounts]
+
+        def work(broker: KrakenBroker) -> None:
+            for n in range(calls_per_thread):
+                try:
+                    broker.balances() if n % 2 else broker.open_orders()
+                except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
+                    errors.append(repr(exc))
+
+        threads = [
+            threading.Thread(target=work, args=(b,))
+            for b in brokers
+            for _ in range(threads_per_account)
+        ]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        counters = sim.control("state")["counters"]
+    total = len(threads) * calls_per_thread
+    print("\n## Concurrency campaign\n")
+    print(
+        f"3 accounts x {threads_per_account} threads x {calls_per_thread} calls = {total} calls"
+        f" ({total // 3} per account) in {elapsed:.1f} s = {total / elapsed:.0f} calls/s;"
+        f" errors: {len(errors)}; EAPI:Invalid nonce on the simulator: {counters['invalid_nonce']}"
+    )
+
+
+def bench_kills(kills: int) -> None:
+    rng = random.Random(7)
+    account = SimAccount(name="master", account_id="MASTER")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_sim(accounts_toml(account)) as sim,
+        fast_sim_clock(sim, 600),
+    ):
+        data_dir = Path(tmp)
+        workers = [start_worker(sim, account, data_dir, -1, 2) for _ in range(2)]
+        started = time.monotonic()
+        try:
+            for _ in range(kills):
+                wait_calls(sim, rng.randint(10, 120))
+                victim = rng.randrange(len(workers))
+                workers[victim].send_signal(signal.SIGKILL)
+                workers[victim].communicate(timeout=10)
+                workers[victim] = start_worker(sim, account, data_dir, -1, 2)
+            wait_calls(sim, 100)
+        finally:
+            for worker in workers:
+                worker.kill()
+                worker.communicate(timeout=10)
+        counters = sim.control("state")["counters"]
+    print("\n## kill -9 campaign\n")
+    print(
+        f"{kills} SIGKILLs of 2 processes x 2 threads sharing one key, each restarted;"
+        f" {counters['requests']} private calls in {time.monotonic() - started:.1f} s;"
+        f" EAPI:Invalid nonce on the simulator: {counters['invalid_nonce']}"
+    )
+
+
+def wait_calls(sim: SimProcess, more: int) -> None:
+    target = sim.control("state")["counters"]["requests"] + more
+    deadline = time.monotonic() + 60
+    while sim.control("state")["counters"]["requests"] < target:
+        if time.monotonic() > deadline:
+            raise RuntimeError("workers stopped making calls")
+        time.sleep(0.01)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--calls", type=int, default=2000, help="sequential calls per variant")
+    parser.add_argument("--per-thread", type=int, default=500, help="concurrency campaign")
+    parser.add_argument("--kills", type=int, default=40, help="kill -9 campaign")
+    parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
+    args: Any = parser.parse_args(argv)
+    if args.quick:
+        args.calls, args.per_thread, args.kills = 200, 50, 3
+    bench_nonces(args.calls)
+    bench_calls(args.calls)
+    bench_concurrency(args.per_thread)
+    bench_kills(args.kills)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
