@@ -213,7 +213,7 @@ def connect_account(
     try:
         outcome = _probe(broker, spec, settings, probe_writes, started)
     except KrakenError as exc:
-        outcome = _failed(spec, *_classify(exc, spec, settings), started)
+        outcome = _failed(spec, *_classify(exc, spec, broker.api_url), started)
     except (OSError, ConfigError) as exc:  # the data folder or nonce file is not writable
         outcome = _failed(spec, Reason.DATA_DIR, f"{_label(spec)}: nonce file: {exc}", started)
     if outcome.connected or outcome.retryable:
@@ -327,7 +327,7 @@ def _probe_pair(pairs: Mapping[str, PairInfo], quote: str) -> PairInfo | None:
     return candidates[0] if candidates else None
 
 
-def _classify(exc: KrakenError, spec: AccountSpec, settings: Settings) -> tuple[Reason, str]:
+def _classify(exc: KrakenError, spec: AccountSpec, api_url: str) -> tuple[Reason, str]:
     """What a failed connection means for the operator, naming the variable to fix."""
     label = _label(spec)
     if has_error(exc, "EAPI:Invalid key"):
@@ -352,7 +352,7 @@ def _classify(exc: KrakenError, spec: AccountSpec, settings: Settings) -> tuple[
         return Reason.ERROR, f"{label}: {_strip_account(exc)}"
     if not exc.errors or isinstance(exc, RetryLaterError | RateLimitedError | OutcomeUnknownError):
         return Reason.UNREACHABLE, (
-            f"{label}: could not reach Kraken at {settings.api_url}: {_strip_account(exc)}"
+            f"{label}: could not reach Kraken at {api_url}: {_strip_account(exc)}"
         )
     return Reason.ERROR, f"{label}: {_strip_account(exc)}"
 

@@ -1,0 +1,173 @@
+"""Startup: MASTER first, users staggered, one state and one log event per account, a summary,
+and one account's failure (even a hang) never holding up the others."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from copytrader.account_probe import AccountState, Reason, make_broker
+from copytrader.config import load_settings
+from copytrader.config_types import AccountSpec, Settings
+from copytrader.kraken.broker import KrakenBroker
+from copytrader.logs import configure_logging
+from copytrader.startup import connect_accounts
+from tests.check.conftest import Accounts, rested
+from tests.simproc import SimProcess, new_secret
+
+STAGGER_S = 0.3
+CONFIG = f"""
+[copy]
+connect_stagger_seconds = {STAGGER_S}
+
+[[users]]
+id = "daivon_frazier"
+name = "Daivon Frazier"
+
+[[users]]
+id = "tania_gilbert"
+name = "Tania Gilbert"
+
+[[users]]
+id = "old_account"
+name = "Old Account"
+enabled = false
+
+[[users]]
+id = "nobody_here"
+name = "Nobody Here"
+"""
+
+
+@pytest.fixture(name="log_sink")
+def _log_sink() -> Iterator[io.StringIO]:
+    sink = io.StringIO()
+    configure_logging("info", "json", stream=sink)
+    yield sink
+    structlog.reset_defaults()
+
+
+def _settings(accounts: Accounts, sim: SimProcess, tmp_path: Path, **env: str) -> Settings:
+    rested(sim)
+    (tmp_path / "accounts.toml").write_text(CONFIG)
+    variables = accounts.env(sim, tmp_path / "data") | {
+        "COPYTRADER_CONFIG": str(tmp_path / "accounts.toml")
+    }
+    return load_settings(variables | env, cwd=tmp_path, dotenv=False)
+
+
+def _events(sink: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in sink.getvalue().splitlines() if line.startswith("{")]
+
+
+def test_one_state_and_one_event_per_account_then_a_summary(
+    accounts: Accounts, sim: SimProcess, tmp_path: Path, log_sink: io.StringIO
+) -> None:
+    """connected / failed / skipped (disabled, no variables): one event each, summary last."""
+    settings = _settings(
+        accounts, sim, tmp_path, KRAKEN_USER_TANIA_API_SECRET=new_secret()
+    )  # a secret of no key: Tania fails, nobody else does
+    report = connect_accounts(settings)
+    try:
+        states = {o.account_id: (o.state, o.reason) for o in report.all}
+        assert states == {
+            "MASTER": (AccountState.CONNECTED, Reason.OK),
+            "USER:daivon_frazier": (AccountState.CONNECTED, Reason.OK),
+            "USER:tania_gilbert": (AccountState.FAILED, Reason.INVALID_SIGNATURE),
+            "USER:old_account": (AccountState.SKIPPED, Reason.DISABLED),
+            "USER:nobody_here": (AccountState.SKIPPED, Reason.NOT_CONFIGURED),
+        }
+        assert report.master.broker is not None
+        assert [o.account_id for o in report.ready_users] == ["USER:daivon_frazier"]
+    finally:
+        for outcome in report.all:
+            if outcome.broker is not None:
+                outcome.broker.close()
+
+    events = [e for e in _events(log_sink) if e["event"].startswith(("account.", "startup."))]
+    per_account = [e for e in events if e["event"].startswith("account.")]
+    assert sorted(e["account"] for e in per_account) == sorted(states)
+    by_account = {e["account"]: e for e in per_account}
+    master = by_account["MASTER"]
+    assert master["event"] == "account.connected"
+    assert master["equity"] == "400000.0000"
+    assert master["level"] == "info"
+    tania = by_account["USER:tania_gilbert"]
+    assert tania["event"] == "account.failed"
+    assert tania["level"] == "error"
+    assert "KRAKEN_USER_TANIA_API_SECRET" in tania["message"]
+    nobody = by_account["USER:nobody_here"]
+    assert nobody["event"] == "account.skipped"
+    assert nobody["level"] == "warning"
+    assert "Set KRAKEN_USER_NOBODY_API_KEY and KRAKEN_USER_NOBODY_API_SECRET" in nobody["message"]
+    summary = events[-1]
+    assert summary["event"] == "startup.summary"
+    assert summary["master_state"] == "connected"
+    assert (summary["users_ready"], summary["users_enabled"]) == (1, 3)
+    assert summary["message"] == "MASTER connected; 1 of 3 enabled users ready (1 disabled)"
+
+
+def test_master_first_then_users_staggered(
+    accounts: Accounts, sim: SimProcess, tmp_path: Path, log_sink: io.StringIO
+) -> None:
+    """MASTER's requests come before any user's; each user starts a stagger after the last."""
+    settings = _settings(accounts, sim, tmp_path)
+    earlier = len(sim.control("requests")["requests"])  # far below the log's bound of 2000
+    report = connect_accounts(settings)
+    for outcome in report.all:
+        if outcome.broker is not None:
+            outcome.broker.close()
+    requests = sim.control("requests")["requests"][earlier:]
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    for entry in requests:
+        first.setdefault(entry["account"], entry["time"])
+        last[entry["account"]] = entry["time"]
+    assert last["master"] <= first["daivon"]
+    assert first["tania"] - first["daivon"] >= STAGGER_S * 0.9
+
+
+def test_a_hanging_account_does_not_hold_up_the_others(
+    accounts: Accounts, sim: SimProcess, tmp_path: Path, log_sink: io.StringIO
+) -> None:
+    """Daivon's exchange never answers: Daivon fails as unreachable, Tania connects anyway."""
+    settings = _settings(accounts, sim, tmp_path)
+    with socket.socket() as silent:  # accepts connections (backlog) and never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+        def factory(spec: AccountSpec, s: Settings) -> KrakenBroker:
+            if spec.account_id == "USER:daivon_frazier":
+                assert spec.credentials is not None
+                return KrakenBroker(
+                    spec.account_id,
+                    spec.credentials,
+                    api_url=silent_url,
+                    data_dir=s.data_dir,
+                    timeout_s=0.3,
+                    retry_waits=False,
+                )
+            return make_broker(spec, s)
+
+        report = connect_accounts(settings, broker_factory=factory)
+    try:
+        daivon, tania = report.users[0], report.users[1]
+        assert daivon.state is AccountState.FAILED
+        assert daivon.reason is Reason.UNREACHABLE
+        assert daivon.retryable
+        assert silent_url in daivon.message
+        assert tania.state is AccountState.CONNECTED
+        assert tania.elapsed_s < daivon.elapsed_s  # Tania did not wait for Daivon's timeouts
+        assert report.master.connected
+    finally:
+        for outcome in report.all:
+            if outcome.broker is not None:
+                outcome.broker.close()
