@@ -92,10 +92,12 @@ echo "master orders copied to every demo user"
 
 step "who runs what"
 docker top "$name" -eo uid,pid,args | sed 's/^/  /'
-if docker top "$name" -eo uid,args | awk '$2 ~ /python/ && $1 != "10001" { bad = 1 } END { exit !bad }'; then
-    fail "a python process runs with a uid other than 10001"
+pythons="$(docker top "$name" -eo uid,pid,args | awk '$3 ~ /python/ { print $1 }')"
+[ -n "$pythons" ] || fail "no python process found in the container"
+if echo "$pythons" | grep -qv '^10001$'; then
+    fail "a python process runs with a uid other than 10001: $pythons"
 fi
-echo "every python process runs as uid 10001"
+echo "all $(echo "$pythons" | wc -l) python processes run as uid 10001"
 docker exec "$name" python -m copytrader.healthcheck || echo "  (health check not green yet)"
 
 step "docker stop (SIGTERM, 10 s before SIGKILL)"
@@ -109,7 +111,10 @@ docker logs "$name" >"$logs" 2>&1
 [ "$code" = "0" ] || { tail -n 30 "$logs"; fail "exit code $code, expected 0"; }
 python3 -c "import sys; sys.exit(0 if float('$elapsed') < 10 else 1)" ||
     fail "stopping took $elapsed s (SIGKILL after 10 s?)"
-grep -q '"paper.summary"' "$logs" || fail "no paper.summary event after SIGTERM"
+for event in daemon.stop_requested daemon.draining daemon.stopped paper.summary; do
+    grep -q "\"event\": \"$event\"" "$logs" || fail "no $event event after SIGTERM"
+done
+echo "drain logged: daemon.stop_requested, daemon.draining, daemon.stopped, paper.summary"
 python3 - "$logs" <<'PY'
 import json, sys
 for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
