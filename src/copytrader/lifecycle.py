@@ -153,7 +153,8 @@ class StopSignal:
     `stop.add_callback(lambda: loop.call_soon_threadsafe(async_stop.set))`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, component: str = "daemon") -> None:
+        self.component = component
         self.event = threading.Event()
         self.reason: str | None = None
         self._callbacks: list[Callable[[], None]] = []
@@ -196,7 +197,7 @@ class StopSignal:
         name = signal.Signals(signum).name
         if self.request(name):
             log.info(
-                "daemon.stop_requested",
+                f"{self.component}.stop_requested",
                 message=f"{name} received: finishing the copies in flight, then exiting",
                 signal=name,
             )
@@ -204,7 +205,7 @@ class StopSignal:
         # A second signal means the person at the terminal does not want to wait. Everything
         # that matters is already on disk (ledger, nonce files), so a hard exit is safe.
         log.warning(
-            "daemon.stop_forced",
+            f"{self.component}.stop_forced",
             message=f"second {name}: exiting now without waiting for copies in flight",
             signal=name,
         )
@@ -218,14 +219,15 @@ def default_stop_signals() -> tuple[signal.Signals, ...]:
 
 
 def install_stop_signals(
-    signals: Iterable[signal.Signals] | None = None,
+    signals: Iterable[signal.Signals] | None = None, *, component: str = "daemon"
 ) -> StopSignal:
     """Route SIGTERM, SIGINT (and SIGHUP) to one StopSignal; a second signal exits at once.
 
-    Must be called from the main thread. Python handles the signal itself, so it works whether
+    The log events are `<component>.stop_requested` and `<component>.stop_forced`. Must be
+    called from the main thread. Python handles the signal itself, so it works whether
     tini, `start.sh` (which `exec`s Python) or Railway's start command launched the process.
     """
-    stop = StopSignal()
+    stop = StopSignal(component)
     for signum in signals if signals is not None else default_stop_signals():
         stop._previous[signum] = signal.signal(signum, stop._handle)
     return stop

@@ -41,7 +41,6 @@ from filelock import FileLock, Timeout
 
 from copytrader.config import load_settings
 from copytrader.demo_trader import DemoTrader
-from copytrader.errors import CopytraderError
 from copytrader.lifecycle import PAPER_SUBDIR, StopSignal, install_stop_signals
 from copytrader.logs import configure_logging, get_logger
 from copytrader.paper_accounts import (
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     """Run paper mode until a stop signal or `args.duration` seconds; returns the exit code."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    stop = install_stop_signals()
+    stop = install_stop_signals(component="paper")
     paper_dir = settings.data_dir / PAPER_SUBDIR
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     guard = FileLock(str(settings.data_dir / ".paper.lock"), timeout=0)
@@ -345,19 +344,3 @@ def _copy_lines(stream: IO[str], sink: IO[str]) -> None:
     for line in stream:
         sink.write(line)
         sink.flush()
-
-
-def run_cli(argv: list[str] | None = None) -> int:
-    """For `python -m copytrader.paper [--duration N]` while the daemon is not wired up yet."""
-    parser = argparse.ArgumentParser(prog="copytrader run --paper")
-    parser.add_argument("--duration", type=float, default=None)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except CopytraderError as error:
-        print(f"copytrader: {error}", file=sys.stderr)  # noqa: T201
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(run_cli())
