@@ -143,7 +143,14 @@ class AccountOutcome:
 BrokerFactory = Callable[[AccountSpec, Settings], KrakenBroker]
 
 
-def make_broker(spec: AccountSpec, settings: Settings, *, timeout_s: float = 10.0) -> KrakenBroker:
+def make_broker(
+    spec: AccountSpec,
+    settings: Settings,
+    *,
+    timeout_s: float = 10.0,
+    retry_waits: bool = True,
+    client_rate_limit: bool = True,
+) -> KrakenBroker:
     """The account's KrakenBroker at its configured tier (MASTER: `[copy] master_tier`)."""
     assert spec.credentials is not None
     tier = settings.copy.master_tier if spec.user is None else spec.user.tier
@@ -154,6 +161,8 @@ def make_broker(spec: AccountSpec, settings: Settings, *, timeout_s: float = 10.
         data_dir=settings.data_dir,
         tier=tier,
         timeout_s=timeout_s,
+        retry_waits=retry_waits,
+        client_rate_limit=client_rate_limit,
     )
 
 

@@ -80,6 +80,9 @@ def connect_accounts(
             spec, settings, broker_factory=broker_factory, probe_writes=probe_writes
         )
 
+    if emit_log:
+        for note in settings.notes:  # e.g. legacy variable names, a user listed twice
+            log.warning("config.note", message=note)
     master = _bounded(connect, settings.master, deadline_s)
     if emit_log:
         log_outcome(master)

@@ -63,6 +63,12 @@ def _settings(accounts: Accounts, sim: SimProcess, tmp_path: Path, **env: str) -
     return load_settings(variables | env, cwd=tmp_path, dotenv=False)
 
 
+def unlimited(spec: AccountSpec, settings: Settings) -> KrakenBroker:
+    """A broker without the client-side REST counter: it is per process and would carry one
+    test's calls into the next, while the simulator's counter is reset by `rested()`."""
+    return make_broker(spec, settings, client_rate_limit=False)
+
+
 def _events(sink: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in sink.getvalue().splitlines() if line.startswith("{")]
 
@@ -74,7 +80,7 @@ def test_one_state_and_one_event_per_account_then_a_summary(
     settings = _settings(
         accounts, sim, tmp_path, KRAKEN_USER_TANIA_API_SECRET=new_secret()
     )  # a secret of no key: Tania fails, nobody else does
-    report = connect_accounts(settings)
+    report = connect_accounts(settings, broker_factory=unlimited)
     try:
         states = {o.account_id: (o.state, o.reason) for o in report.all}
         assert states == {
@@ -120,7 +126,7 @@ def test_master_first_then_users_staggered(
     """MASTER's requests come before any user's; each user starts a stagger after the last."""
     settings = _settings(accounts, sim, tmp_path)
     earlier = len(sim.control("requests")["requests"])  # far below the log's bound of 2000
-    report = connect_accounts(settings)
+    report = connect_accounts(settings, broker_factory=unlimited)
     for outcome in report.all:
         if outcome.broker is not None:
             outcome.broker.close()
@@ -154,8 +160,9 @@ def test_a_hanging_account_does_not_hold_up_the_others(
                     data_dir=s.data_dir,
                     timeout_s=0.3,
                     retry_waits=False,
+                    client_rate_limit=False,
                 )
-            return make_broker(spec, s)
+            return unlimited(spec, s)
 
         report = connect_accounts(settings, broker_factory=factory)
     try:
@@ -171,3 +178,28 @@ def test_a_hanging_account_does_not_hold_up_the_others(
         for outcome in report.all:
             if outcome.broker is not None:
                 outcome.broker.close()
+
+
+def test_config_notes_are_logged_before_connecting(
+    accounts: Accounts, sim: SimProcess, tmp_path: Path, log_sink: io.StringIO
+) -> None:
+    """Empty MASTER variables count as unset, the legacy names connect MASTER, and the note
+    saying so is logged as `config.note` before the first account event."""
+    settings = _settings(
+        accounts,
+        sim,
+        tmp_path,
+        KRAKEN_MASTER_API_KEY="",
+        KRAKEN_MASTER_API_SECRET="",
+        KRAKEN_API_KEY=accounts.master.key,
+        KRAKEN_API_SECRET=accounts.master.secret,
+    )
+    report = connect_accounts(settings, broker_factory=unlimited, probe_writes=False)
+    for outcome in report.all:
+        if outcome.broker is not None:
+            outcome.broker.close()
+    assert report.master.connected
+    events = [e["event"] for e in _events(log_sink)]
+    assert events.index("config.note") < events.index("account.connected")
+    note = next(e for e in _events(log_sink) if e["event"] == "config.note")
+    assert "KRAKEN_API_KEY" in note["message"]
