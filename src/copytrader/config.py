@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -41,6 +42,7 @@ __all__ = [
     "Settings",
     "SizingMode",
     "UserConfig",
+    "child_process_environment",
     "default_env_name",
     "load_settings",
     "user_key_vars",
@@ -54,6 +56,17 @@ LEGACY_KEY_VAR = "KRAKEN_API_KEY"
 LEGACY_SECRET_VAR = "KRAKEN_API_SECRET"  # noqa: S105 - a variable's name, not a secret
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def child_process_environment(*, drop_prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """A copy of this process's real environment, for starting a child process (the simulator,
+    paper mode's daemon), without the variables whose names start with `drop_prefixes`.
+
+    Not a way to read settings (that is `load_settings`): the values are passed on untouched.
+    """
+    return {
+        name: value for name, value in os.environ.items() if not name.startswith(drop_prefixes)
+    }
 
 
 def user_key_vars(env_name: str) -> tuple[str, str]:
@@ -152,7 +165,8 @@ def _resolve(raw: str, base: Path) -> Path:
 
 def _api_url(env: _Environment) -> str:
     url = (env.get("KRAKEN_API_URL") or DEFAULT_API_URL).strip().rstrip("/")
-    if not url.startswith(("http://", "https://")) or "://" not in url or url.endswith("://"):
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise env.error("KRAKEN_API_URL", f"must be an http(s) base URL like {DEFAULT_API_URL}")
     return url
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.config import load_settings
+from copytrader.config import child_process_environment, load_settings
 from copytrader.config_types import SizingMode
 from copytrader.errors import ConfigError
 from copytrader.logs import configure_logging, get_logger
@@ -390,3 +390,13 @@ def test_unusable_credentials_fail_only_that_account(
     )
     assert phrase in str(error)
     assert good_secret not in str(error)
+
+
+def test_child_process_environment_drops_prefixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Child processes get the real environment minus the named prefixes, values untouched."""
+    monkeypatch.setenv("KRAKEN_MASTER_API_KEY", "not-for-children")
+    monkeypatch.setenv("COPYTRADER_TEST_KEEP", "kept value")
+    env = child_process_environment(drop_prefixes=("KRAKEN_",))
+    assert "KRAKEN_MASTER_API_KEY" not in env
+    assert env["COPYTRADER_TEST_KEEP"] == "kept value"
+    assert env["PATH"]
