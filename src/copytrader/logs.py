@@ -48,7 +48,7 @@ _SENSITIVE_FIELD = re.compile(
 )
 # Field names that end like a sensitive one but name something harmless: the variable that holds
 # a key (`key_var`), or how many keys there are.
-_HARMLESS_FIELD = re.compile(r"(_var|_vars|_name|_names|_count|_set|_file)$", re.IGNORECASE)
+_HARMLESS_FIELD = re.compile(r"(_var|_vars|_name|_names|_count|_set|_file|_hint)$", re.IGNORECASE)
 # A run of the base64 alphabet long enough to be a Kraken API key (56 chars) or secret (88).
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 _MIN_REGISTERED_LEN = 6

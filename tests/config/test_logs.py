@@ -136,6 +136,7 @@ def test_secret_named_fields_are_blanked() -> None:
         api_key="mno",
         headers={"API-Key": "x", "API_Sign": "y"},
         key_var="KRAKEN_MASTER_API_KEY",
+        key_hint="abcd…",
         account="MASTER",
     )
     [line] = _json_lines(sink)
@@ -143,6 +144,7 @@ def test_secret_named_fields_are_blanked() -> None:
         assert line[name] == REDACTED, name
     assert line["headers"]["API_Sign"] == REDACTED
     assert line["key_var"] == "KRAKEN_MASTER_API_KEY"
+    assert line["key_hint"] == "abcd…"
     assert line["account"] == "MASTER"
 
 
