@@ -50,6 +50,16 @@ def timed(call: Callable[[], object], count: int) -> list[float]:
     return durations
 
 
+def timed_interleaved(calls: list[Callable[[], object]], count: int) -> list[list[float]]:
+    """Like timed(), for several variants in alternating blocks: load changes hit all alike."""
+    results: list[list[float]] = [[] for _ in calls]
+    block = 50
+    for _ in range(0, count, block):
+        for call, durations in zip(calls, results, strict=True):
+            durations.extend(timed(call, block))
+    return results
+
+
 def row(name: str, durations: list[float]) -> str:
     return (
         f"| {name:<48} | {statistics.mean(durations):9.1f} | {percentile(durations, 0.5):9.1f}"
@@ -112,28 +122,37 @@ def bench_calls(count: int) -> None:
     print(f"\n## One private call (Balance) on loopback, {count} sequential calls each\n")
     raw_account = SimAccount(name="raw", account_id="USER:raw")
     broker_account = SimAccount(name="broker", account_id="USER:broker")
+    nosync_account = SimAccount(name="nosync", account_id="USER:nosync")
     limited_account = SimAccount(name="limited", account_id="USER:limited")
-    toml = accounts_toml(raw_account, broker_account, limited_account)
+    toml = accounts_toml(raw_account, broker_account, nosync_account, limited_account)
     with tempfile.TemporaryDirectory() as tmp, running_sim(toml) as sim, fast_sim_clock(sim, 600):
+        data = Path(tmp)
         raw = RawKrakenex(raw_account.key, raw_account.secret, sim.url)
-        broker = make_broker(broker_account, sim, Path(tmp))
-        with_counter = make_broker(limited_account, sim, Path(tmp), client_rate_limit=True)
-        # Warm up connections and the simulator's code paths.
-        for _ in range(50):
-            raw.query_private("Balance", timeout=10)
-            broker.balances()
-        raw_times = timed(lambda: raw.query_private("Balance", timeout=10), count)
-        broker_times = timed(broker.balances, count)
+        broker = make_broker(broker_account, sim, data)
+        nosync = make_broker(
+            nosync_account, sim, data, nonce_store=NonceStore("USER:nosync", data, durable=False)
+        )
+        with_counter = make_broker(limited_account, sim, data, client_rate_limit=True)
+        variants: list[Callable[[], object]] = [
+            lambda: raw.query_private("Balance", timeout=10),
+            broker.balances,
+            nosync.balances,
+        ]
+        timed_interleaved(variants, 100)  # warm up connections and code paths
+        raw_times, broker_times, nosync_times = timed_interleaved(variants, count)
         # The REST counter would make this one wait for real; measure only what fits under it.
         counter_times = timed(with_counter.balances, 15)
         invalid = sim.control("state")["counters"]["invalid_nonce"]
     print(HEADER)
     print(row("raw krakenex (in-memory nonce)", raw_times))
     print(row("KrakenBroker.balances() (typed, locked, fsync)", broker_times))
+    print(row("KrakenBroker.balances(), nonce file not fsync'd", nosync_times))
     print(row("KrakenBroker + REST counter (15 calls, no wait)", counter_times))
-    overhead = statistics.mean(broker_times) - statistics.mean(raw_times)
+    overhead = statistics.median(broker_times) - statistics.median(raw_times)
+    nosync_overhead = statistics.median(nosync_times) - statistics.median(raw_times)
     print(
-        f"\nbroker overhead per private call: {overhead:.0f} µs (mean); invalid nonces: {invalid}"
+        f"\nbroker overhead per private call (p50): {overhead:.0f} µs,"
+        f" of which fsync {overhead - nosync_overhead:.0f} µs; invalid nonces: {invalid}"
     )
 
 

@@ -89,6 +89,7 @@ class KrakenBroker:
         timeout_s: float = 10.0,
         retry_waits: bool = True,
         client_rate_limit: bool = True,
+        nonce_store: NonceStore | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive: every call needs a timeout")
@@ -101,7 +102,9 @@ class KrakenBroker:
         self.timeout_s = timeout_s
         self.retry_waits = retry_waits
         self._key_hint = credentials.key_hint
-        self._store = NonceStore(account_id, data_dir)
+        if nonce_store is not None and nonce_store.account_id != account_id:
+            raise ValueError("the nonce store belongs to another account")
+        self._store = nonce_store or NonceStore(account_id, data_dir)
         self._api = SigningApi(credentials, uri=self.api_url, secret=secret)
         self._public_api = public_api(self.api_url)
         self._public_lock = threading.Lock()
