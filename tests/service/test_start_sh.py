@@ -50,6 +50,8 @@ def _borrowed_venv(clone: Path, venv: Path) -> None:
     (venv / ".copytrader-run-installed").touch()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # pip may have to download the dependencies on a new machine
 def test_fresh_clone_makes_its_own_venv_and_installs_the_project(clean_clone: Path) -> None:
     """With no .venv, start.sh creates one, installs the project and runs the command in it."""
     result = subprocess.run(
