@@ -33,6 +33,7 @@ from copytrader.copy_support import (
     AccountSnapshots,
     CopierSettings,
     CopyObserver,
+    ExchangeOrderIndex,
     KillSwitch,
     UserAccount,
     build_request,
@@ -42,7 +43,7 @@ from copytrader.copy_support import (
 )
 from copytrader.domain import OrderStatus, Side
 from copytrader.errors import AccountUnusableError, KrakenError, OrderRejectedError
-from copytrader.kraken.models import OrderRequest, PairInfo
+from copytrader.kraken.models import Order, OrderRequest, PairInfo
 from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
 from copytrader.logs import get_logger
 from copytrader.sizing import SizingMode, SizingRequest, Skipped, size_copy
@@ -56,6 +57,11 @@ FIRST_RETRY_S = 0.5
 MAX_RETRY_S = 8.0
 # A planned copy whose balance reads failed is sized again after this long.
 PLANNED_RETRY_S = 2.0
+# Copies of master orders opened before this run started (plus this margin for clocks) are
+# checked against the exchange before being sent, in case an earlier run sent them.
+CLOCK_SKEW_S = 60.0
+# The user's order index reaches this far before the oldest master order it must cover.
+INDEX_MARGIN_S = 60.0
 # The pool has one thread per user (a lane uses one at a time), capped.
 MAX_POOL_THREADS = 256
 
@@ -96,6 +102,9 @@ class Copier:
             for user_id, account in self._users.items()
         }
         self._tickers: dict[str, tuple[float, Decimal]] = {}
+        self._run_started_at = clock()
+        # Per user, read once when first needed (each is used by its user's lane only).
+        self._indexes: dict[str, ExchangeOrderIndex] = {}
         self._lock = threading.Lock()
         self._running: set[str] = set()  # users whose lane is working
         self._dirty: set[str] = set()  # users with work added since their lane last looked
@@ -213,14 +222,11 @@ class Copier:
         self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
     ) -> None:
         user_id = account.user_id
-        gate = self._gate(master)
-        if gate:
-            self._skip(master, copy, gate)
-            return
-        if copy.planned_by_run != self._ledger.run_id:
-            # Planned by an earlier run: a lost disk write could hide that it was sent.
+        if master.opentm < self._run_started_at + CLOCK_SKEW_S:
+            # The master order is older than this run: an earlier run may have sent this copy
+            # and lost the record of it (a power cut can undo the ledger's last writes).
             try:
-                found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
+                found = self._earlier_run_order(account, master, copy)
             except AccountUnusableError as error:
                 self._fail(master, copy, _error_text(error))
                 return
@@ -234,7 +240,10 @@ class Copier:
                 )  # fmt: skip
                 self._placed(master, sub, found.txid, resolved=True)
                 return
-            copy = self._ledger.claim_for_this_run(master.txid, user_id)
+        gate = self._gate(master)
+        if gate:
+            self._skip(master, copy, gate)
+            return
         try:
             request_or_skip = self._size(account, master, copy)
         except AccountUnusableError as error:
@@ -252,6 +261,28 @@ class Copier:
             price2=request.price2,
         )  # fmt: skip
         self._send(account, master, sub, request, notes)
+
+    def _earlier_run_order(
+        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
+    ) -> Order | None:
+        """The copy's order if it is on the exchange, from the user's index of orders read once
+        in this run (read again only if this master order is older than what it covers)."""
+        needed_since = master.opentm - INDEX_MARGIN_S
+        index = self._indexes.get(account.user_id)
+        if index is None or index.since > needed_since:
+            since = min([needed_since, *self._pending_opentms(account.user_id)])
+            index = ExchangeOrderIndex(account.broker, since - INDEX_MARGIN_S)
+            self._indexes[account.user_id] = index
+        found = index.find(copy.cl_ord_id)
+        if found is None and not index.complete:
+            found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
+        return found
+
+    def _pending_opentms(self, user_id: str) -> list[float]:
+        return [
+            self._ledger.master_order(copy.master_txid).opentm
+            for copy in self._ledger.pending_copies(user_id)
+        ]
 
     def _retry_planned_later(
         self, master: MasterOrderRecord, copy: CopyRecord, error: BaseException
@@ -371,7 +402,10 @@ class Copier:
     def _resolve(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
         """A copy whose AddOrder may or may not have landed: ask Kraken before anything else."""
         try:
-            found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
+            if copy.written_by_run != self._ledger.run_id:
+                found = self._earlier_run_order(account, master, copy)  # left by a crash
+            else:
+                found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
         except Exception as error:  # noqa: BLE001 - cannot tell yet: try again later
             self._schedule_retry(master, copy, error)
             return
@@ -389,6 +423,17 @@ class Copier:
             )  # fmt: skip
             return
         assert copy.volume is not None  # written with the state, before the first attempt
+        log.info(
+            "copy.resend",
+            message=(
+                f"copy of {master.txid} for {copy.user_id} is not on Kraken after an "
+                "interrupted attempt; sending it again with the same cl_ord_id"
+            ),
+            master_txid=master.txid,
+            user=copy.user_id,
+            cl_ord_id=copy.cl_ord_id,
+            attempt=copy.attempts + 1,
+        )
         sub = self._ledger.mark_submitting(
             master.txid, copy.user_id, volume=copy.volume, price=copy.price, price2=copy.price2
         )

@@ -16,6 +16,7 @@ from copytrader.domain import OrderType, TimeInForce
 from copytrader.kraken.models import (
     AddOrderResult,
     AssetBalance,
+    ClosedOrdersPage,
     Order,
     OrderRequest,
     PairInfo,
@@ -47,6 +48,10 @@ class CopyBroker(Protocol):
     def add_order(self, request: OrderRequest) -> AddOrderResult: ...
     def find_order_by_cl_ord_id(self, cl_ord_id: str) -> Order | None: ...
     def cancel_order(self, *, txid: str | None = None, cl_ord_id: str | None = None) -> int: ...
+    def open_orders(self, *, cl_ord_id: str | None = None) -> dict[str, Order]: ...
+    def closed_orders(
+        self, *, start: float | None = None, ofs: int = 0, cl_ord_id: str | None = None
+    ) -> ClosedOrdersPage: ...
 
 
 class CopyObserver(Protocol):
@@ -230,3 +235,43 @@ def build_request(
         expiretm=int(master.expiretm) if gtd and master.expiretm else None,
         validate=validate,
     )
+
+
+# ClosedOrders pages (50 orders each) read for one index; beyond that, copies are looked up
+# one by one.
+INDEX_MAX_PAGES = 20
+
+
+class ExchangeOrderIndex:
+    """One user's orders on the exchange by `cl_ord_id`, read once: open orders plus the closed
+    ones opened or closed after `since`.
+
+    It settles copies an earlier run may have sent (a crash between AddOrder and writing
+    `placed`, or a power cut that lost the ledger's last writes). Read after this run started,
+    it holds every order an earlier (dead) run placed since `since`; and each of its reads is
+    signed with a higher nonce than any request of that run, so a request of that run still on
+    its way is refused by Kraken afterwards.
+    """
+
+    def __init__(self, broker: CopyBroker, since: float) -> None:
+        self.since = since
+        self.complete = True
+        self._orders: dict[str, Order] = {}
+        for order in broker.open_orders().values():
+            self._add(order)
+        offset = 0
+        for _ in range(INDEX_MAX_PAGES):
+            page = broker.closed_orders(start=since, ofs=offset)
+            for order in page.orders.values():
+                self._add(order)
+            offset += len(page.orders)
+            if not page.orders or offset >= page.count:
+                return
+        self.complete = False
+
+    def _add(self, order: Order) -> None:
+        if order.cl_ord_id:
+            self._orders[order.cl_ord_id] = order
+
+    def find(self, cl_ord_id: str) -> Order | None:
+        return self._orders.get(cl_ord_id)

@@ -128,7 +128,7 @@ class CopyRecord:
     updated_at: float
     acked_at: float | None
     latency_ms: float | None
-    planned_by_run: str | None  # the run (process) that created or last claimed the row
+    written_by_run: str | None  # the run (process) that last wrote the row
 
 
 @dataclass(frozen=True)
@@ -661,16 +661,6 @@ class Ledger:
             error=error,
         )
 
-    def claim_for_this_run(self, master_txid: str, user_id: str) -> CopyRecord:
-        """Mark a planned copy as this run's (after checking on Kraken that an earlier run did
-        not send it)."""
-        return self._transition(
-            master_txid,
-            user_id,
-            from_states=(CopyState.PLANNED,),
-            to_state=CopyState.PLANNED,
-        )
-
     def mark_cancelled(self, master_txid: str, user_id: str, *, reason: str) -> CopyRecord:
         return self._transition(
             master_txid,
@@ -786,5 +776,5 @@ def _copy_from_row(row: Any) -> CopyRecord:
         updated_at=float(updated_at),
         acked_at=None if acked_at is None else float(acked_at),
         latency_ms=None if latency_ms is None else float(latency_ms),
-        planned_by_run=None if run_id is None else str(run_id),
+        written_by_run=None if run_id is None else str(run_id),
     )

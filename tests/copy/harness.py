@@ -38,6 +38,8 @@ from tests.simproc import SimProcess, new_secret, running_sim
 
 DAEMON_READY_TIMEOUT_S = 30.0
 DAEMON_STOP_TIMEOUT_S = 15.0
+RATE_LIMIT_RETRIES = 10
+RATE_LIMIT_WAIT_S = 2.0
 _SCRUBBED_PREFIXES = ("KRAKEN_", "COPYTRADER_", "RAILWAY_", "LOG_")
 
 
@@ -60,11 +62,17 @@ class TestApi(krakenex.API):  # type: ignore[misc]
             return self._last_nonce
 
     def private(self, method: str, data: Mapping[str, Any] | None = None) -> Any:
-        """A private call that must succeed; returns `result`."""
-        reply = self.query_private(method, dict(data or {}), timeout=15)
-        if reply.get("error"):
-            raise RuntimeError(f"{method}: {reply['error']}")
-        return reply["result"]
+        """A private call that must succeed; returns `result`. The simulator limits the test's
+        keys like Kraken does, so a rate-limit refusal is waited out (a bounded number of times)."""
+        for _ in range(RATE_LIMIT_RETRIES):
+            reply = self.query_private(method, dict(data or {}), timeout=15)
+            if reply.get("error") == ["EAPI:Rate limit exceeded"]:
+                time.sleep(RATE_LIMIT_WAIT_S)
+                continue
+            if reply.get("error"):
+                raise RuntimeError(f"{method}: {reply['error']}")
+            return reply["result"]
+        raise RuntimeError(f"{method}: still rate limited after {RATE_LIMIT_RETRIES} tries")
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,7 @@ class AccountKeys:
 @dataclass
 class DaemonProcess:
     process: subprocess.Popen[str]
+    started_at: float = field(default_factory=time.time)
     lines: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)

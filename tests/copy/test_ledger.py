@@ -169,8 +169,8 @@ def test_everything_survives_a_reopen_and_marks_the_earlier_run(tmp_path: Path) 
     assert second.feed_cursor() == 990.5
     assert second.master_states(["OLD"])["OLD"].decision is Decision.BASELINE
     assert ledger_copy_runs(second, "O8") == {"run-1"}
-    second.claim_for_this_run("O8", USERS[0])
-    assert second.copy("O8", USERS[0]).planned_by_run == "run-2"
+    second.mark_submitting("O8", USERS[0], volume=Decimal("1"), price=None, price2=None)
+    assert second.copy("O8", USERS[0]).written_by_run == "run-2"
     # a second baseline never moves the first start time
     second.record_baseline(900.0, [], cursor=880.0)
     assert second.baseline_at() == 500.0
@@ -180,7 +180,7 @@ def test_everything_survives_a_reopen_and_marks_the_earlier_run(tmp_path: Path) 
 
 
 def ledger_copy_runs(ledger: Ledger, txid: str) -> set[str | None]:
-    return {c.planned_by_run for c in ledger.copies_of(txid)}
+    return {c.written_by_run for c in ledger.copies_of(txid)}
 
 
 def test_threads_update_different_copies_concurrently(ledger: Ledger) -> None:

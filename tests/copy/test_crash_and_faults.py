@@ -1,0 +1,130 @@
+"""Exactly one copy per master order and user, whatever crashes and network faults happen."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sqlite3
+import threading
+import time
+from collections import Counter
+
+from copytrader.ledger import copy_client_order_id
+from tests.copy.harness import CopyWorld, DaemonProcess, SimUser, copy_world, wait_until
+
+MASTER = {"ZUSD": "200000", "XXBT": "5"}
+USERS = [
+    SimUser("alice", {"ZUSD": "60000", "XXBT": "1.5"}),
+    SimUser("bob", {"ZUSD": "20000", "XXBT": "0.5"}),
+    SimUser("carol", {"ZUSD": "40000", "XXBT": "1"}),
+]
+
+
+def master_order_params(index: int) -> dict[str, str]:
+    """A mix that every user can copy: market buys, resting limit buys and sells."""
+    kind = index % 3
+    if kind == 0:
+        return {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.02"}
+    if kind == 1:
+        return {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.05",
+                "price": str(50000 + index)}  # fmt: skip
+    return {"pair": "XBTUSD", "type": "sell", "ordertype": "limit", "volume": "0.05",
+            "price": str(70000 + index)}  # fmt: skip
+
+
+def copies_by_id(world: CopyWorld, user: str) -> Counter[str | None]:
+    return Counter(order.get("cl_ord_id") for order in world.all_orders(user).values())
+
+
+def all_copied_once(world: CopyWorld, master_txids: list[str]) -> bool:
+    for user in USERS:
+        found = copies_by_id(world, user.user_id)
+        wanted = {copy_client_order_id(txid, user.user_id) for txid in master_txids}
+        if not wanted <= set(found):
+            return False
+    return True
+
+
+def assert_exactly_once(world: CopyWorld, master_txids: list[str]) -> None:
+    """Every master order has exactly one copy per user on the exchange, and nothing else."""
+    for user in USERS:
+        found = copies_by_id(world, user.user_id)
+        wanted = {copy_client_order_id(txid, user.user_id) for txid in master_txids}
+        assert set(found) == wanted, f"{user.user_id}: missing or stray copies"
+        doubled = {cl: n for cl, n in found.items() if n != 1}
+        assert doubled == {}, f"{user.user_id}: copies placed more than once: {doubled}"
+
+
+def submitting_copies(world: CopyWorld, since: float) -> int:
+    """Copies this daemon has started sending (AddOrder under way), read from its ledger file."""
+    path = world.data_dir / "copies.sqlite3"
+    if not path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM copies WHERE state = 'submitting' AND updated_at > ?",
+                (since,),
+            ).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0])
+
+
+def kill_during_fan_out(world: CopyWorld, daemon: DaemonProcess, rng: random.Random, *,
+                        while_submitting: bool) -> None:  # fmt: skip
+    """SIGKILL the daemon while an AddOrder of a copy is in flight (a ledger row is
+    `submitting`), or a random 0-150 ms after it next sees a master order; at a random moment
+    if neither happens within a few seconds."""
+    seen = len(daemon.named("feed.master_order"))
+    deadline = time.monotonic() + rng.uniform(2.0, 6.0)
+    while time.monotonic() < deadline:
+        if while_submitting and submitting_copies(world, daemon.started_at):
+            break
+        if not while_submitting and len(daemon.named("feed.master_order")) > seen:
+            time.sleep(rng.uniform(0.0, 0.15))
+            break
+        time.sleep(0.002)
+    daemon.kill9()
+
+
+def test_kill_9_at_random_moments_during_a_burst_copies_each_order_once() -> None:
+    """The daemon is SIGKILLed four times while master orders keep coming, mostly in the middle
+    of sending copies, and restarted each time: in the end each master order has exactly one
+    copy per user, none missing, none twice."""
+    rng = random.Random(5)
+    with copy_world(USERS, master_balances=MASTER, sim_args=("--latency-ms", "40")) as world:
+        daemon = world.start_daemon()
+        txids: list[str] = []
+
+        def burst() -> None:
+            for index in range(15):
+                txids.append(world.place_master(**master_order_params(index)))
+                time.sleep(0.3)
+
+        trader = threading.Thread(target=burst)
+        trader.start()
+        for kill in range(4):
+            kill_during_fan_out(world, daemon, rng, while_submitting=kill % 2 == 0)
+            daemon = world.start_daemon(wait_ready=False)
+        trader.join(30)
+        wait_until(lambda: all_copied_once(world, txids), 40, "every copy on the exchange", 2.5)
+        assert daemon.stop() == 0
+        assert_exactly_once(world, txids)
+
+
+def test_dropped_replies_502s_and_unavailable_never_double_a_copy() -> None:
+    """AddOrder replies that are lost after the order was applied, HTTP 502s and
+    EService:Unavailable are resolved by cl_ord_id: one copy per user and master order."""
+    with copy_world(USERS, master_balances=MASTER) as world:
+        world.start_daemon().stop()  # first start: the baseline; the orders below come after
+        txids = [world.place_master(**master_order_params(i)) for i in (1, 2, 4, 5, 7, 8)]
+        for kind in ("drop_reply", "http502", "unavailable", "drop_reply", "http502"):
+            world.sim.control("fault", {"endpoint": "AddOrder", "kind": kind, "count": 1})
+        daemon = world.start_daemon()
+        wait_until(lambda: all_copied_once(world, txids), 40, "every copy on the exchange", 2.5)
+        assert world.sim.control("faults") == {"faults": []}  # every fault fired
+        assert daemon.stop() == 0
+        assert_exactly_once(world, txids)
+        placed = daemon.named("copy.placed")
+        assert len(placed) == len(txids) * len(USERS)
