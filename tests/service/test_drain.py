@@ -24,7 +24,7 @@ from tests.simproc import SimProcess, new_secret, running_sim
 
 USERS = {"ann_test": "ANN", "ben_test": "BEN"}
 MASTER_PRICES = ("40000", "40100", "40200", "40300", "40400")  # far below 60000: they rest
-COPY_LATENCY_MS = 3000
+COPY_LATENCY_MS = 2000
 READY_EVENTS = {"daemon.running"}
 BALANCES = '{ ZUSD = "10000", XXBT = "0.5" }'
 
@@ -51,7 +51,6 @@ def _sim_accounts(master: Credentials, trader: Credentials, users: dict[str, Cre
 def _daemon_config() -> str:
     text = (
         '[copy]\nsizing = "equity_ratio"\nconnect_stagger_seconds = 0\nmaster_tier = "pro"\n'
-        "poll_interval_seconds = 0.3\n"
     )
     for user, env_name in USERS.items():
         text += f'\n[[users]]\nid = "{user}"\nname = "{user}"\nenv_name = "{env_name}"\n'
@@ -125,7 +124,7 @@ def test_sigterm_mid_copy_exits_zero_and_restart_finishes_without_duplicates(
             # A first run records the baseline; orders placed while it is down are then copied.
             _stop_cleanly(start("daemon (first run)"))
             master_txids = _place_master_orders(sim, trader)
-            # From now on every AddOrder (only copies are placed) takes 3 s to answer.
+            # From now on every AddOrder (start-up checks, then copies) takes 2 s to answer.
             sim.control("fault", {"endpoint": "AddOrder", "kind": "latency", "count": -1,
                                   "latency_ms": COPY_LATENCY_MS})  # fmt: skip
             copying = start("daemon (copying)")
@@ -136,8 +135,17 @@ def test_sigterm_mid_copy_exits_zero_and_restart_finishes_without_duplicates(
                 assert time.monotonic() < deadline, "the daemon never started a copy"
                 time.sleep(0.02)
             names = _stop_cleanly(copying)
-            draining = next(e for e in copying.events() if e["event"] == "daemon.draining")
-            assert draining["in_flight"] >= 1, draining  # the stop really came mid-copy
+            events = copying.events()
+            draining = next(e for e in events if e["event"] == "daemon.draining")
+            stopped = next(e for e in events if e["event"] == "daemon.stopped")
+            after_stop = names[names.index("daemon.stop_requested") :]
+            # The signal came mid-copy: the lanes were still in a call when the drain began, or
+            # a copy in flight was finished after the signal...
+            assert draining["in_flight"] >= 1 or {"copy.placed", "copy.failed"} & set(
+                after_stop
+            ), "\n".join(copying.lines[-30:])
+            # ...and no new copy was started: the rest waits in the ledger for the next start.
+            assert stopped["planned"] + stopped["submitting"] > 0, stopped
             assert names.index("daemon.stop_requested") < names.index("daemon.stopped")
 
             sim.control("faults/clear", {})
