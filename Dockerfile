@@ -34,13 +34,13 @@ WORKDIR /app
 # Dependencies in their own layer: rebuilt only when pyproject.toml changes, not on code edits.
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install --no-compile -r /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
 COPY README.md start.sh ./
 COPY config ./config
 COPY src ./src
-RUN pip install --no-compile --no-deps . \
+RUN pip install --no-deps . \
     && rm -rf build src/*.egg-info \
     && chmod 0755 /app/start.sh
 

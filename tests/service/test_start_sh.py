@@ -54,10 +54,12 @@ def _borrowed_venv(clone: Path, venv: Path) -> None:
 @pytest.mark.timeout(300)  # pip may have to download the dependencies on a new machine
 def test_fresh_clone_makes_its_own_venv_and_installs_the_project(clean_clone: Path) -> None:
     """With no .venv, start.sh creates one, installs the project and runs the command in it."""
+    env = clean_environment({})
+    env.pop("VENV", None)  # the clone's own .venv, never a developer's shared one
     result = subprocess.run(
         ["./start.sh", "check", "--help"],
         cwd=clean_clone,
-        env=clean_environment({}),
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -75,7 +77,7 @@ def test_fresh_clone_makes_its_own_venv_and_installs_the_project(clean_clone: Pa
     # A second run finds everything in place and does not install again.
     again = subprocess.run(
         ["./start.sh", "check", "--help"],
-        cwd=clean_clone, env=clean_environment({}), capture_output=True, text=True, timeout=60,
+        cwd=clean_clone, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert again.returncode == 0
     assert "installing" not in again.stderr
