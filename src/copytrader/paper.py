@@ -326,18 +326,29 @@ def _pump_daemon(
     ready: threading.Event,
     console: Callable[[dict[str, Any]], str] | None,
 ) -> None:
+    plain: list[str] = []  # consecutive lines that are not JSON (a traceback?)
+
+    def flush_plain() -> None:
+        if plain:
+            # One JSON line for the whole block, so a traceback stays together in Railway.
+            log.warning("paper.daemon_output", message="\n".join(plain))
+            plain.clear()
+
     for line in stream:
         event = stats.observe_line(line)
-        if event is not None and stats.is_ready_event(event):
+        if event is None:
+            plain.append(line.rstrip("\n"))
+            continue
+        flush_plain()
+        if stats.is_ready_event(event):
             ready.set()
-        if console is not None and event is not None:
+        if console is not None:
             sys.stdout.write(console(event) + "\n")
-        elif event is not None:
-            sys.stdout.write(line if line.endswith("\n") else line + "\n")
         else:
-            # Not JSON (a traceback?): keep stdout one JSON object per line.
-            log.warning("paper.daemon_output", message=line.rstrip("\n"))
+            sys.stdout.write(line if line.endswith("\n") else line + "\n")
         sys.stdout.flush()
+    flush_plain()
+    sys.stdout.flush()
 
 
 def _copy_lines(stream: IO[str], sink: IO[str]) -> None:
