@@ -34,7 +34,7 @@ from copytrader.errors import (
     OrderRejectedError,
     RateLimitedError,
 )
-from copytrader.kraken import orders
+from copytrader.kraken import orders, permissions
 from copytrader.kraken.credentials import ApiCredentials
 from copytrader.kraken.errors import (
     TEMPORARY_LOCKOUT,
@@ -250,9 +250,12 @@ class KrakenBroker:
             ) from exc
         return result
 
-    def _nonce_jumps_spent(self, _: RetryCallState) -> bool:
-        # Read without the account lock: a stale value only means one more or one fewer try.
-        return self._nonce_rejections > len(NONCE_JUMPS_MS)
+    def _nonce_jumps_spent(self, state: RetryCallState) -> bool:
+        # The shared count (read without the lock: stale means one try more or less) stops
+        # every thread once the steps are spent; the attempt cap bounds each call regardless.
+        return self._nonce_rejections > len(NONCE_JUMPS_MS) or state.attempt_number > len(
+            NONCE_JUMPS_MS
+        )
 
     def _start_cooldown(self, reason: str) -> None:
         with self._state_lock:
@@ -471,41 +474,7 @@ class KrakenBroker:
 
     def check_permissions(self, *, order_pair: str | None = None) -> PermissionReport:
         """Try one harmless call per permission. With `order_pair`, a validate-only AddOrder."""
-        problems: list[str] = []
-
-        def allowed(call: Callable[[], object]) -> bool:
-            try:
-                call()
-            except AccountUnusableError as exc:
-                problems.append(str(exc))
-                return False
-            except KrakenError as exc:
-                problems.append(str(exc))
-            return True
-
-        create: bool | None = None
-        if order_pair is not None:
-            create = allowed(lambda: self._validate_only_order(order_pair))
-        return PermissionReport(
-            query_funds=allowed(self.balances),
-            query_orders=allowed(self.open_orders),
-            websocket=allowed(self.websocket_token),
-            create_orders=create,
-            problems=tuple(problems),
-        )
-
-    def _validate_only_order(self, pair_name: str) -> None:
-        from copytrader.domain import OrderType, Side
-
-        info = self.pair(pair_name)
-        request = OrderRequest(
-            pair=info.pair_id,
-            side=Side.BUY,
-            order_type=OrderType.MARKET,
-            volume=max(info.ordermin, Decimal(1).scaleb(-info.lot_decimals)),
-            validate=True,
-        )
-        self.add_order(request)
+        return permissions.check_permissions(self, order_pair=order_pair)
 
 
 def _nonce_outside_lock() -> int:
