@@ -41,7 +41,7 @@ from copytrader.copy_support import (
     limit_price_of,
     pair_rules,
 )
-from copytrader.domain import OrderStatus, Side
+from copytrader.domain import OrderStatus, OrderType, Side
 from copytrader.errors import AccountUnusableError, KrakenError, OrderRejectedError
 from copytrader.kraken.models import Order, OrderRequest, PairInfo
 from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
@@ -52,14 +52,17 @@ log = get_logger(__name__)
 
 # Public ticker prices (market orders' reference price) are shared by all users this long.
 TICKER_TTL_S = 2.0
+# A lane with nothing to do waits this long before re-reading balances a fill made stale.
+REFRESH_AFTER_IDLE_S = 0.5
 # Waits between attempts at one copy double from FIRST_RETRY_S up to MAX_RETRY_S.
 FIRST_RETRY_S = 0.5
 MAX_RETRY_S = 8.0
 # A planned copy whose balance reads failed is sized again after this long.
 PLANNED_RETRY_S = 2.0
-# Copies of master orders opened before this run started (plus this margin for clocks) are
-# checked against the exchange before being sent, in case an earlier run sent them.
-CLOCK_SKEW_S = 60.0
+# Copies of master orders opened before this run started (plus this margin for the difference
+# between Kraken's clock and ours) are checked against the exchange before being sent, in case
+# an earlier run sent them.
+CLOCK_SKEW_S = 5.0
 # The user's order index reaches this far before the oldest master order it must cover.
 INDEX_MARGIN_S = 60.0
 # The pool has one thread per user (a lane uses one at a time), capped.
@@ -155,6 +158,15 @@ class Copier:
                     self._dirty.discard(user_id)
                     wakeup.clear()
                 work = self._ledger.pending_copies(user_id)
+                # With nothing to do, refresh what a fill made stale once the fan-out has had
+                # time to finish (not competing with other users' copies), unless new work
+                # comes first. If the refresh fails, the next copy reads them itself.
+                if (
+                    not work
+                    and self._snapshots[user_id].stale()
+                    and (wakeup.wait(REFRESH_AFTER_IDLE_S) or self._refresh_snapshots(user_id))
+                ):
+                    continue
                 if not work:
                     with self._lock:
                         if user_id not in self._dirty:
@@ -177,6 +189,20 @@ class Copier:
             )
         with self._lock:
             self._running.discard(user_id)
+
+    def _refresh_snapshots(self, user_id: str) -> bool:
+        """With nothing else to do, read again the balances a fill made stale, so the next
+        copy does not wait for them. False if that failed."""
+        try:
+            self._snapshots[user_id].refresh_stale()
+        except Exception as error:  # noqa: BLE001 - the next copy reads them itself
+            log.debug(
+                "copy.snapshot_refresh_failed",
+                message=f"could not refresh {user_id}'s balances: {error}",
+                user=user_id,
+            )
+            return False
+        return True
 
     # ---- one copy -----------------------------------------------------------------------
 
@@ -222,9 +248,13 @@ class Copier:
         self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
     ) -> None:
         user_id = account.user_id
-        if master.opentm < self._run_started_at + CLOCK_SKEW_S:
-            # The master order is older than this run: an earlier run may have sent this copy
-            # and lost the record of it (a power cut can undo the ledger's last writes).
+        if (
+            master.first_seen_at < self._run_started_at
+            or master.opentm < self._run_started_at + CLOCK_SKEW_S
+        ):
+            # An earlier run saw this master order, or could have (it is older than this run):
+            # it may have sent this copy and lost the record of it (a crash right after
+            # AddOrder; a power cut can undo the ledger's last writes).
             try:
                 found = self._earlier_run_order(account, master, copy)
             except AccountUnusableError as error:
@@ -481,6 +511,7 @@ class Copier:
                 )
                 return
         self._ledger.mark_cancelled(master.txid, copy.user_id, reason=why)
+        # Its hold is released (and it may have filled in part before).
         self._snapshots[copy.user_id].invalidate()
         log.info(
             "copy.cancelled",
@@ -547,7 +578,13 @@ class Copier:
             master.txid, copy.user_id, txid=txid, acked_at=acked_at,
             latency_ms=timing["latency_ms"], reason="; ".join(notes) or None,
         )  # fmt: skip
-        self._snapshots[copy.user_id].invalidate()
+        # A market order fills at once (equity pays the fee, holdings change); any resting
+        # sell holds base asset. A resting buy changes neither equity nor the holdings sizing
+        # reads; its fills are noticed through the master's (refresh_user_snapshots).
+        market = master.order_type is OrderType.MARKET
+        self._snapshots[copy.user_id].invalidate(
+            equity=market, balances=market or master.side is Side.SELL
+        )
         log.info(
             "copy.placed",
             message=(

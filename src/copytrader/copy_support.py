@@ -30,9 +30,9 @@ from copytrader.sizing import PairRules, SizingMode, round_price_to_tick
 log = get_logger(__name__)
 
 KILL_SWITCH_FILE_NAME = "KILL_SWITCH"
-# Equity and balances are re-read after this long, and at once after a copy of the user is
-# placed or the master order fills (both change what the sizing reads).
-SNAPSHOT_TTL_S = 10.0
+# Equity and balances are re-read after this long (prices move), and after a copy of the user
+# is placed or the master's orders fill (both change what the sizing reads).
+SNAPSHOT_TTL_S = 30.0
 # Attempts at sending one copy before it is abandoned.
 MAX_ATTEMPTS = 6
 KEPT_OFLAGS = frozenset({"post", "fcib", "fciq", "nompp"})
@@ -123,7 +123,12 @@ class KillSwitch:
 
 
 class AccountSnapshots:
-    """An account's equity and balances, read lazily, kept `ttl_s`, dropped on `invalidate`."""
+    """An account's equity and balances, read when needed and kept `ttl_s`.
+
+    `invalidate()` (after a fill) makes them stale: the next use reads them again, unless
+    `refresh_stale()` (called by the user's lane once it has nothing else to do) already did,
+    which takes that read off the next copy's critical path.
+    """
 
     def __init__(
         self,
@@ -138,18 +143,24 @@ class AccountSnapshots:
         self._ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
+        # (read at, value); None: never read; read at -inf: stale
         self._equity: tuple[float, Decimal] | None = None
         self._balances: tuple[float, dict[str, AssetBalance]] | None = None
 
-    def invalidate(self) -> None:
+    def invalidate(self, *, equity: bool = True, balances: bool = True) -> None:
         with self._lock:
-            self._equity = None
-            self._balances = None
+            if equity and self._equity is not None:
+                self._equity = (float("-inf"), self._equity[1])
+            if balances and self._balances is not None:
+                self._balances = (float("-inf"), self._balances[1])
+
+    def _fresh(self, cached: tuple[float, object] | None) -> bool:
+        return cached is not None and self._clock() - cached[0] < self._ttl_s
 
     def equity(self) -> Decimal:
         with self._lock:
             cached = self._equity
-        if cached is not None and self._clock() - cached[0] < self._ttl_s:
+        if cached is not None and self._fresh(cached):
             return cached[1]
         value = self._broker.trade_balance(self._asset).equity
         with self._lock:
@@ -159,12 +170,30 @@ class AccountSnapshots:
     def balances(self) -> dict[str, AssetBalance]:
         with self._lock:
             cached = self._balances
-        if cached is not None and self._clock() - cached[0] < self._ttl_s:
+        if cached is not None and self._fresh(cached):
             return cached[1]
         value = self._broker.balances_ex()
         with self._lock:
             self._balances = (self._clock(), value)
         return value
+
+    def stale(self) -> bool:
+        """Whether something sizing has read before was invalidated since."""
+        with self._lock:
+            return any(
+                cached is not None and cached[0] == float("-inf")
+                for cached in (self._equity, self._balances)
+            )
+
+    def refresh_stale(self) -> None:
+        """Read again what was invalidated (only what sizing has used before)."""
+        with self._lock:
+            equity_stale = self._equity is not None and self._equity[0] == float("-inf")
+            balances_stale = self._balances is not None and self._balances[0] == float("-inf")
+        if equity_stale:
+            self.equity()
+        if balances_stale:
+            self.balances()
 
 
 def pair_rules(info: PairInfo) -> PairRules:

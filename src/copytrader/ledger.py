@@ -17,21 +17,28 @@ transaction.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
 
 LEDGER_FILE_NAME = "copies.sqlite3"
+# At most this many queued writes go into one transaction.
+WRITE_BATCH_MAX = 500
+WRITER_STOP_TIMEOUT_S = 10.0
+_T = TypeVar("_T")
 
 # Fixed namespace for copy ids; changing it would make a restarted daemon unable to recognise
 # the copies an older version placed, so it must never change.
@@ -197,6 +204,8 @@ CREATE TABLE IF NOT EXISTS copies (
     PRIMARY KEY (master_txid, user_id)
 );
 CREATE INDEX IF NOT EXISTS copies_by_user_state ON copies (user_id, state);
+CREATE INDEX IF NOT EXISTS copies_by_state ON copies (state, user_id);
+CREATE INDEX IF NOT EXISTS copies_to_cancel ON copies (cancel_requested, user_id);
 CREATE INDEX IF NOT EXISTS master_by_status ON master_orders (status);
 """
 
@@ -210,13 +219,20 @@ _MASTER_COLUMNS = (
     " status, vol_exec, avg_price, decision, skip_reason, first_seen_at, seq, master_equity,"
     " master_base_before"
 )
-# Work the copier still owes: not terminal, or placed with a cancel to carry out.
-_PENDING_WHERE = (
-    "(c.state IN ('planned', 'submitting') OR (c.cancel_requested = 1 AND c.state = 'placed'))"
-)
+# Work the copier still owes: not terminal, or placed with a cancel to carry out. Two
+# conditions (not one with OR) so that each can use its index.
+_UNSENT_WHERE = "c.state IN ('planned', 'submitting')"
+_CANCEL_WHERE = "c.cancel_requested = 1 AND c.state = 'placed'"
 
 
 _ORDER_TYPES = frozenset(item.value for item in OrderType)
+
+
+def _first(cursor: sqlite3.Cursor) -> Any:
+    """The first row or None, reading to the end so the statement is finished at once (an
+    unfinished SELECT keeps a read snapshot open, which stops WAL checkpoints)."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -246,7 +262,12 @@ class Ledger:
         # Marks rows touched by this process, so copies planned by an earlier run (whose
         # outcome a crash may have hidden) can be told apart from this run's own.
         self.run_id = run_id or uuid.uuid4().hex
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # guards the list of read connections
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._writes: queue.SimpleQueue[
+            tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None
+        ] = queue.SimpleQueue()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             str(path), timeout=30.0, isolation_level=None, check_same_thread=False
@@ -257,16 +278,25 @@ class Ledger:
         # up on Kraken before being sent again, which covers that case too.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        with self._lock:
-            self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA)
+        # The one write connection belongs to the writer thread from here on.
+        self._writer = threading.Thread(target=self._write_loop, name="ledger-writer", daemon=True)
+        self._writer.start()
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, *, run_id: str | None = None) -> Ledger:
         return cls(data_dir / LEDGER_FILE_NAME, run_id=run_id)
 
     def close(self) -> None:
+        """Finish the queued writes, then close every connection."""
+        if self._writer.is_alive():
+            self._writes.put(None)
+            self._writer.join(WRITER_STOP_TIMEOUT_S)
         with self._lock:
-            self._db.close()
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+        self._db.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -275,30 +305,99 @@ class Ledger:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection of this thread's own for reads: readers never wait for the writer
+        (WAL), and many copy lanes read at once."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            # Used by its own thread only; check_same_thread=False lets close() end it.
+            db = sqlite3.connect(
+                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA query_only=ON")
+            self._local.db = db
+            with self._lock:
+                self._readers.append(db)
+        yield db
+
+    def _write(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `operation` in a write transaction and return its result once committed.
+
+        Writes from all threads go to one writer thread, which commits whatever has queued up
+        in one transaction (group commit): a hundred copy lanes writing at once cost a few
+        commits, not a hundred turns of a lock. Each operation runs inside a savepoint, so one
+        that fails is undone alone and its error raised to its caller only.
+        """
+        if threading.get_ident() == self._writer.ident:
+            raise LedgerError("ledger writes must not nest")
+        done: Future[_T] = Future()
+        self._writes.put((operation, done))
+        return done.result()
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._writes.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < WRITE_BATCH_MAX:
+                try:
+                    item = self._writes.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._writes.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._commit_batch(batch)
+
+    def _commit_batch(
+        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
+    ) -> None:
+        db = self._db
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for operation, done in batch:
+                db.execute("SAVEPOINT op")
+                try:
+                    result = operation(db)
+                except Exception as error:  # noqa: BLE001 - handed to the caller below
+                    db.execute("ROLLBACK TO op")
+                    db.execute("RELEASE op")
+                    outcomes.append((done, None, error))
+                    continue
+                db.execute("RELEASE op")
+                outcomes.append((done, result, None))
+            db.execute("COMMIT")
+        except Exception as error:  # noqa: BLE001 - the whole batch failed: tell every caller
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            for _operation, done in batch:
+                done.set_exception(error)
+            return
+        for done, result, failure in outcomes:
+            if failure is None:
+                done.set_result(result)
+            else:
+                done.set_exception(failure)
 
     # ---- meta: baseline and feed cursor -------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._reading() as db:
+            row = _first(db.execute("SELECT value FROM meta WHERE key = ?", (key,)))
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._transaction() as db:
+        def _op(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+        return self._write(_op)
 
     def baseline_at(self) -> float | None:
         """When the daemon first started on this data folder; None before the first start."""
@@ -317,7 +416,8 @@ class Ledger:
     ) -> None:
         """First start: remember the time, the orders that already exist (never copied), and
         the cursor, all at once, so a crash halfway leaves no partial baseline."""
-        with self._transaction() as db:
+
+        def _op(db: sqlite3.Connection) -> None:
             for order in orders:
                 self._insert_master(db, order, baseline=True)
             db.execute(
@@ -330,6 +430,8 @@ class Ledger:
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (repr(cursor),),
             )
+
+        return self._write(_op)
 
     # ---- master orders ------------------------------------------------------------------
 
@@ -381,7 +483,8 @@ class Ledger:
         otherwise, none for a baseline order. Users in `unavailable` (user id -> why, e.g. not
         connected) get a `skipped` row with that reason. Returns False, changing nothing, when
         the order was already known."""
-        with self._transaction() as db:
+
+        def _op(db: sqlite3.Connection) -> bool:
             if not self._insert_master(db, order):
                 return False
             if order.decision is Decision.BASELINE:
@@ -412,14 +515,17 @@ class Ledger:
                 )
             return True
 
+        return self._write(_op)
+
     def record_master_update(
         self, txid: str, status: OrderStatus, vol_exec: Decimal, *, reason: str = ""
     ) -> list[CopyRecord]:
         """Store the master order's new status and executed volume. When it ended without
         filling completely (cancelled, expired), copies not yet sent are skipped and copies
         sent or being sent are marked for cancelling. Returns the copies so marked."""
-        with self._transaction() as db:
-            row = db.execute("SELECT status FROM master_orders WHERE txid = ?", (txid,)).fetchone()
+
+        def _op(db: sqlite3.Connection) -> list[CopyRecord]:
+            row = _first(db.execute("SELECT status FROM master_orders WHERE txid = ?", (txid,)))
             if row is None:
                 raise LedgerError(f"unknown master order {txid}")
             now = self._clock()
@@ -442,15 +548,17 @@ class Ledger:
             )
             return self._copies(db, "c.master_txid = ? AND c.cancel_requested = 1", (txid,))
 
+        return self._write(_op)
+
     def master_states(self, txids: Iterable[str]) -> dict[str, MasterState]:
         """What was last seen of these master orders; unknown txids are absent."""
         wanted = list(dict.fromkeys(txids))
         found: dict[str, MasterState] = {}
-        with self._lock:
+        with self._reading() as db:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
+                rows = db.execute(
                     "SELECT txid, status, vol_exec, decision FROM master_orders"  # noqa: S608
                     f" WHERE txid IN ({marks})",
                     chunk,
@@ -463,25 +571,27 @@ class Ledger:
 
     def unfinished_master_txids(self) -> list[str]:
         """Known master orders last seen open or pending (the feed checks these each poll)."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT txid FROM master_orders WHERE status IN ('open', 'pending') ORDER BY seq"
             ).fetchall()
         return [str(row[0]) for row in rows]
 
     def master_order(self, txid: str) -> MasterOrderRecord:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_MASTER_COLUMNS} FROM master_orders WHERE txid = ?",  # noqa: S608
-                (txid,),
-            ).fetchone()
+        with self._reading() as db:
+            row = _first(
+                db.execute(
+                    f"SELECT {_MASTER_COLUMNS} FROM master_orders WHERE txid = ?",  # noqa: S608
+                    (txid,),
+                )
+            )
         if row is None:
             raise LedgerError(f"unknown master order {txid}")
         return _master_from_row(row)
 
     def master_orders(self) -> list[MasterOrderRecord]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 f"SELECT {_MASTER_COLUMNS} FROM master_orders ORDER BY seq"  # noqa: S608
             ).fetchall()
         return [_master_from_row(row) for row in rows]
@@ -489,8 +599,8 @@ class Ledger:
     def newer_master_orders(self, pair: str, after_opentm: float) -> list[MasterOrderRecord]:
         """Copyable master orders on `pair` opened after `after_opentm` (for sizing a sell by
         the holding the master had before it)."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 f"SELECT {_MASTER_COLUMNS} FROM master_orders"  # noqa: S608
                 " WHERE pair = ? AND opentm > ? AND decision != 'baseline' ORDER BY seq",
                 (pair, after_opentm),
@@ -510,34 +620,36 @@ class Ledger:
         return [_copy_from_row(row) for row in rows]
 
     def copy(self, master_txid: str, user_id: str) -> CopyRecord:
-        with self._lock:
-            found = self._copies(
-                self._db, "c.master_txid = ? AND c.user_id = ?", (master_txid, user_id)
-            )
+        with self._reading() as db:
+            found = self._copies(db, "c.master_txid = ? AND c.user_id = ?", (master_txid, user_id))
         if not found:
             raise LedgerError(f"no copy of {master_txid} for {user_id}")
         return found[0]
 
     def copies_of(self, master_txid: str) -> list[CopyRecord]:
-        with self._lock:
-            return self._copies(self._db, "c.master_txid = ?", (master_txid,))
+        with self._reading() as db:
+            return self._copies(db, "c.master_txid = ?", (master_txid,))
 
     def all_copies(self) -> list[CopyRecord]:
-        with self._lock:
-            return self._copies(self._db, "1 = 1", ())
+        with self._reading() as db:
+            return self._copies(db, "1 = 1", ())
 
     def pending_copies(self, user_id: str) -> list[CopyRecord]:
         """This user's unfinished work, in the order the master orders were first seen."""
-        with self._lock:
-            return self._copies(self._db, f"c.user_id = ? AND {_PENDING_WHERE}", (user_id,))
+        with self._reading() as db:
+            found = self._copies(db, f"c.user_id = ? AND {_UNSENT_WHERE}", (user_id,))
+            found += self._copies(db, f"c.user_id = ? AND {_CANCEL_WHERE}", (user_id,))
+        return sorted(found, key=lambda copy: copy.seq)
 
     def users_with_pending_work(self) -> list[str]:
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT DISTINCT c.user_id FROM copies c WHERE {_PENDING_WHERE}"  # noqa: S608
-                " ORDER BY c.user_id"
-            ).fetchall()
-        return [str(row[0]) for row in rows]
+        users: set[str] = set()
+        with self._reading() as db:
+            for where in (_UNSENT_WHERE, _CANCEL_WHERE):
+                rows = db.execute(
+                    f"SELECT DISTINCT c.user_id FROM copies c WHERE {where}"  # noqa: S608
+                ).fetchall()
+                users.update(str(row[0]) for row in rows)
+        return sorted(users)
 
     def _transition(
         self,
@@ -546,16 +658,20 @@ class Ledger:
         *,
         from_states: Iterable[CopyState],
         to_state: CopyState,
+        count_attempt: bool = False,
         **fields: object,
     ) -> CopyRecord:
         allowed = tuple(state.value for state in from_states)
         assignments = ["state = ?", "updated_at = ?", "run_id = ?"]
+        if count_attempt:
+            assignments.append("attempts = attempts + 1")
         values: list[object] = [to_state.value, self._clock(), self.run_id]
         for column, value in fields.items():
             assignments.append(f"{column} = ?")
             values.append(str(value) if isinstance(value, Decimal) else value)
         marks = ",".join("?" * len(allowed))
-        with self._transaction() as db:
+
+        def _op(db: sqlite3.Connection) -> CopyRecord:
             cursor = db.execute(
                 f"UPDATE copies SET {', '.join(assignments)}"  # noqa: S608
                 f" WHERE master_txid = ? AND user_id = ? AND state IN ({marks})",
@@ -570,6 +686,8 @@ class Ledger:
                 )
             return found[0]
 
+        return self._write(_op)
+
     def mark_submitting(
         self,
         master_txid: str,
@@ -581,16 +699,15 @@ class Ledger:
     ) -> CopyRecord:
         """Written just before AddOrder: from here on the outcome must be looked up, not guessed.
         Re-entered (from submitting) for each new attempt, which counts it."""
-        current = self.copy(master_txid, user_id)
         return self._transition(
             master_txid,
             user_id,
             from_states=(CopyState.PLANNED, CopyState.SUBMITTING),
             to_state=CopyState.SUBMITTING,
+            count_attempt=True,
             volume=volume,
             price=price,
             price2=price2,
-            attempts=current.attempts + 1,
             next_attempt_at=None,
             error=None,
         )
@@ -687,17 +804,33 @@ class Ledger:
     def claim_summary(self, master_txid: str) -> CopySummary | None:
         """Once every copy of the master order is terminal, return its summary exactly once
         (to whichever thread asks first); None before that and after."""
-        with self._transaction() as db:
-            row = db.execute(
-                "SELECT summary_logged, first_seen_at, decision FROM master_orders WHERE txid = ?",
-                (master_txid,),
-            ).fetchone()
+
+        def _op(db: sqlite3.Connection) -> tuple[float, list[CopyRecord]] | None:
+            row = _first(
+                db.execute(
+                    "SELECT summary_logged, first_seen_at FROM master_orders WHERE txid = ?",
+                    (master_txid,),
+                )
+            )
             if row is None or row[0]:
                 return None
-            copies = self._copies(db, "c.master_txid = ?", (master_txid,))
-            if any(copy.state not in TERMINAL_STATES for copy in copies):
+            unfinished = _first(
+                db.execute(
+                    "SELECT COUNT(*) FROM copies WHERE master_txid = ?"
+                    " AND state IN ('planned', 'submitting')",
+                    (master_txid,),
+                )
+            )[0]
+            if unfinished:
                 return None
+            copies = self._copies(db, "c.master_txid = ?", (master_txid,))
             db.execute("UPDATE master_orders SET summary_logged = 1 WHERE txid = ?", (master_txid,))
+            return float(row[1]), copies
+
+        claimed = self._write(_op)
+        if claimed is None:
+            return None
+        first_seen_at, copies = claimed
         acked = [copy.acked_at for copy in copies if copy.acked_at is not None]
         latencies = [copy.latency_ms for copy in copies if copy.latency_ms is not None]
         return CopySummary(
@@ -707,15 +840,15 @@ class Ledger:
             skipped=sum(copy.state is CopyState.SKIPPED for copy in copies),
             failed=sum(copy.state is CopyState.FAILED for copy in copies),
             cancelled=sum(copy.state is CopyState.CANCELLED for copy in copies),
-            first_seen_at=float(row[1]),
+            first_seen_at=first_seen_at,
             last_acked_at=max(acked) if acked else None,
             max_latency_ms=max(latencies) if latencies else None,
         )
 
     def state_counts(self) -> dict[str, int]:
         """Copies per state, for heartbeats and summaries."""
-        with self._lock:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM copies GROUP BY state").fetchall()
+        with self._reading() as db:
+            rows = db.execute("SELECT state, COUNT(*) FROM copies GROUP BY state").fetchall()
         counts = {state.value: 0 for state in CopyState}
         counts.update({str(state): int(count) for state, count in rows})
         return counts
