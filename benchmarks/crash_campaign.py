@@ -1,0 +1,120 @@
+"""Crash campaign: kill -9 the daemon many times while master orders arrive; count the copies.
+
+    .venv/bin/python -m benchmarks.crash_campaign [--rounds 10] [--kills 6] [--orders 20]
+                                                  [--users 3] [--latency-ms 40] [--seed 1]
+
+Each round: a fresh simulator and data folder, the daemon as a subprocess, a trader placing
+--orders master orders (market buys, resting limit buys and sells) about every 0.3 s, and
+--kills SIGKILLs of the daemon, each followed by a restart. Kills alternate between "while a
+copy's AddOrder is in flight" (a ledger row is `submitting`) and "0-150 ms after the daemon sees
+a master order"; some rounds also inject AddOrder faults (drop_reply, http502, unavailable).
+At the end of a round every master order must have exactly one copy per user on the exchange
+(by cl_ord_id, read with separate keys), none missing, none twice.
+
+Prints one line per round and a total; exits 1 if any round broke the rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from tests.copy.harness import CopyWorld, SimUser, copy_world, wait_until
+from tests.copy.test_crash_and_faults import kill_during_fan_out, master_order_params
+
+from copytrader.ledger import copy_client_order_id
+
+MASTER = {"ZUSD": "1000000", "XXBT": "20"}
+FAULT_KINDS = ("drop_reply", "http502", "unavailable")
+
+
+def check_round(world: CopyWorld, txids: Sequence[str]) -> tuple[int, int, int]:
+    """(missing, doubled, stray) copies over all users."""
+    missing = doubled = stray = 0
+    for user in world.users:
+        found = Counter(o.get("cl_ord_id") for o in world.all_orders(user.user_id).values())
+        wanted = {copy_client_order_id(txid, user.user_id) for txid in txids}
+        missing += len(wanted - set(found))
+        stray += len(set(found) - wanted)
+        doubled += sum(n - 1 for n in found.values() if n > 1)
+    return missing, doubled, stray
+
+
+def all_there(world: CopyWorld, txids: Sequence[str]) -> bool:
+    for user in world.users:
+        found = {o.get("cl_ord_id") for o in world.all_orders(user.user_id).values()}
+        if not {copy_client_order_id(t, user.user_id) for t in txids} <= found:
+            return False
+    return True
+
+
+def run_round(number: int, args: argparse.Namespace, rng: random.Random) -> bool:
+    users = [
+        SimUser(f"u{number}_{n}", {"ZUSD": "100000", "XXBT": "3"}) for n in range(args.users)
+    ]
+    faults = number % 2 == 1
+    started = time.monotonic()
+    with copy_world(
+        users, master_balances=MASTER, sim_args=("--latency-ms", str(args.latency_ms))
+    ) as world:
+        daemon = world.start_daemon()
+        txids: list[str] = []
+
+        def trade() -> None:
+            for index in range(args.orders):
+                txids.append(world.place_master(**master_order_params(index)))
+                time.sleep(rng.uniform(0.1, 0.5))
+
+        trader = threading.Thread(target=trade)
+        trader.start()
+        for kill in range(args.kills):
+            if faults and kill % 2 == 0:
+                kind = rng.choice(FAULT_KINDS)
+                world.sim.control("fault", {"endpoint": "AddOrder", "kind": kind, "count": 2})
+            kill_during_fan_out(world, daemon, rng, while_submitting=kill % 2 == 0)
+            daemon = world.start_daemon(wait_ready=False)
+        trader.join(120)
+        with contextlib.suppress(AssertionError):  # what is missing is counted below
+            wait_until(lambda: all_there(world, txids), 120, "every copy", 2.5)
+        daemon.stop()
+        missing, doubled, stray = check_round(world, txids)
+        resolved = sum(
+            1 for d in world.daemons for e in d.named("copy.placed") if e.get("resolved_by_lookup")
+        )
+        resent = sum(len(d.named("copy.resend")) for d in world.daemons)
+        ok = missing == doubled == stray == 0
+        print(
+            f"round {number:>2}: {len(txids)} master orders x {args.users} users, "
+            f"{args.kills} kills{' + faults' if faults else ''}: "
+            f"missing {missing}, doubled {doubled}, stray {stray}; "
+            f"found on the exchange after a crash/lost reply {resolved}, resent {resent} "
+            f"({time.monotonic() - started:.0f} s) {'OK' if ok else 'FAILED'}",
+            flush=True,
+        )
+        return ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--kills", type=int, default=6)
+    parser.add_argument("--orders", type=int, default=20)
+    parser.add_argument("--users", type=int, default=3)
+    parser.add_argument("--latency-ms", type=float, default=40.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    results = [run_round(n, args, rng) for n in range(args.rounds)]
+    failed = results.count(False)
+    kills = args.rounds * args.kills
+    print(f"{args.rounds} rounds, {kills} kill -9s: {failed} rounds broke exactly-once")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
