@@ -67,7 +67,8 @@ def run_round(number: int, args: argparse.Namespace, rng: random.Random) -> bool
 
         def trade() -> None:
             for index in range(args.orders):
-                txids.append(world.place_master(**master_order_params(index)))
+                params = master_order_params(index)
+                txids.append(world.place_master_surely(userref=index + 1, **params))
                 time.sleep(rng.uniform(0.1, 0.5))
 
         trader = threading.Thread(target=trade)

@@ -39,6 +39,7 @@ from copytrader.copy_support import (
     build_request,
     copy_prices,
     limit_price_of,
+    log_summary_once,
     pair_rules,
 )
 from copytrader.domain import OrderStatus, OrderType, Side
@@ -644,30 +645,4 @@ class Copier:
         self._summarise(master)
 
     def _summarise(self, master: MasterOrderRecord) -> None:
-        summary = self._ledger.claim_summary(master.txid)
-        if summary is None:
-            return
-        fields: dict[str, object] = {}
-        if summary.last_acked_at is not None:
-            fields["seen_to_all_acked_ms"] = round(
-                (summary.last_acked_at - summary.first_seen_at) * 1000, 1
-            )
-            fields["max_latency_ms"] = summary.max_latency_ms
-        log.info(
-            "copy.summary",
-            message=(
-                f"master order {master.txid} copied to {summary.placed}/{summary.total} users"
-                + (f" ({summary.skipped} skipped)" if summary.skipped else "")
-                + (f" ({summary.failed} failed)" if summary.failed else "")
-            ),
-            master_txid=master.txid,
-            pair=master.pair,
-            side=master.side.value,
-            order_type=master.order_type.value if master.order_type else None,
-            users=summary.total,
-            placed=summary.placed,
-            skipped=summary.skipped,
-            failed=summary.failed,
-            cancelled=summary.cancelled,
-            **fields,
-        )
+        log_summary_once(self._ledger, master)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from copytrader.copy_support import log_summary_once
 from copytrader.domain import Side
 from copytrader.feed import (
     FeedEvent,
@@ -112,6 +113,9 @@ class MasterRecorder:
                     record, self._user_ids, unavailable=self._unavailable
                 ):
                     self._log_new(event)
+                    if event.decision is not Decision.BASELINE:
+                        # Not copied (or no user to copy to): the summary is due right away.
+                        log_summary_once(self._ledger, record)
                 continue
             status_before = self._ledger.master_states([order.txid]).get(order.txid)
             flagged = self._ledger.record_master_update(order.txid, order.status, order.vol_exec)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import krakenex
+import requests
 
 from tests import secretscan
 from tests.simproc import SimProcess, new_secret, running_sim
@@ -186,6 +187,24 @@ class CopyWorld:
         result = self.trader.private("AddOrder", params)
         return str(result["txid"][0])
 
+    def place_master_surely(self, userref: int, **params: str) -> str:
+        """AddOrder on the master even while faults are injected on AddOrder (they hit every
+        key): a lost reply is resolved by the order's userref, as a careful trader would."""
+        for _ in range(10):
+            try:
+                return self.place_master(userref=str(userref), **params)
+            except (requests.RequestException, RuntimeError):
+                found = self.master_orders_with_userref(userref)
+                if found:
+                    return found[0]
+        raise RuntimeError(f"could not place master order with userref {userref}")
+
+    def master_orders_with_userref(self, userref: int) -> list[str]:
+        api = self.reader("master")
+        found = list(api.private("OpenOrders", {"userref": str(userref)})["open"])
+        found += list(api.private("ClosedOrders", {"userref": str(userref)})["closed"])
+        return found
+
     def cancel_master(self, txid: str) -> None:
         self.trader.private("CancelOrder", {"txid": txid})
 
@@ -249,13 +268,15 @@ class CopyWorld:
             env[f"KRAKEN_USER_{user.env}_API_SECRET"] = self.keys[user.user_id].daemon_secret
         return env
 
-    def start_daemon(self, *, wait_ready: bool = True) -> DaemonProcess:
+    def start_daemon(
+        self, *, wait_ready: bool = True, extra_env: Mapping[str, str] | None = None
+    ) -> DaemonProcess:
         process = subprocess.Popen(
             [sys.executable, "-m", "copytrader", "run"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=self.environment(),
+            env=self.environment() | dict(extra_env or {}),
             cwd=self.workdir,
         )
         daemon = DaemonProcess(process)
