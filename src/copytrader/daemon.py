@@ -15,6 +15,7 @@ send, the ledger remembers.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -69,7 +70,16 @@ def run_from_args(args: argparse.Namespace) -> int:
         with acquire_data_dir_lock(settings.data_dir):
             heartbeat = Heartbeat(settings.data_dir)
             with heartbeat.running(stop.event):
-                return CopyDaemon(settings, stop, heartbeat).run()
+                daemon = CopyDaemon(settings, stop, heartbeat)
+                code = daemon.run()
+            if not daemon.drained:
+                # A copy lane is still inside a broker call (its retries can outlast the
+                # drain). Its copy is `submitting` in the ledger, and the next start settles it
+                # by looking it up on Kraken; waiting for the thread could take longer than the
+                # platform's grace period, so the process ends now.
+                sys.stdout.flush()
+                os._exit(code)
+            return code
     except DataDirLockedError as error:
         log.error("daemon.data_dir_locked", message=str(error), data_dir=str(settings.data_dir))
         return EXIT_LOCKED
@@ -105,6 +115,7 @@ class CopyDaemon:
         self._settings = settings
         self._stop = stop
         self._heartbeat = heartbeat
+        self.drained = True  # False when copy lanes were still busy at the end of the drain
 
     def connect(self) -> ConnectedAccounts:
         """MASTER first, then the users, staggered (copytrader.startup). A user that cannot be
@@ -263,6 +274,7 @@ class CopyDaemon:
             reason=self._stop.reason,
         )
         finished = copier.shutdown(DRAIN_TIMEOUT_S)
+        self.drained = finished
         counts = ledger.state_counts()
         log.info(
             "daemon.stopped",

@@ -13,7 +13,7 @@ from copytrader.ledger import copy_client_order_id
 from tests.copy.harness import CopyWorld, DaemonProcess, SimUser, copy_world, wait_until
 
 MASTER = {"ZUSD": "200000", "XXBT": "5"}
-USERS = [
+USERS: list[SimUser] = [
     SimUser("alice", {"ZUSD": "60000", "XXBT": "1.5"}),
     SimUser("bob", {"ZUSD": "20000", "XXBT": "0.5"}),
     SimUser("carol", {"ZUSD": "40000", "XXBT": "1"}),
@@ -37,7 +37,7 @@ def copies_by_id(world: CopyWorld, user: str) -> Counter[str | None]:
 
 
 def all_copied_once(world: CopyWorld, master_txids: list[str]) -> bool:
-    for user in USERS:
+    for user in world.users:
         found = copies_by_id(world, user.user_id)
         wanted = {copy_client_order_id(txid, user.user_id) for txid in master_txids}
         if not wanted <= set(found):
@@ -47,7 +47,7 @@ def all_copied_once(world: CopyWorld, master_txids: list[str]) -> bool:
 
 def assert_exactly_once(world: CopyWorld, master_txids: list[str]) -> None:
     """Every master order has exactly one copy per user on the exchange, and nothing else."""
-    for user in USERS:
+    for user in world.users:
         found = copies_by_id(world, user.user_id)
         wanted = {copy_client_order_id(txid, user.user_id) for txid in master_txids}
         assert set(found) == wanted, f"{user.user_id}: missing or stray copies"
@@ -127,4 +127,33 @@ def test_dropped_replies_502s_and_unavailable_never_double_a_copy() -> None:
         assert daemon.stop() == 0
         assert_exactly_once(world, txids)
         placed = daemon.named("copy.placed")
-        assert len(placed) == len(txids) * len(USERS)
+        assert len(placed) == len(txids) * len(world.users)
+
+
+def test_copy_applied_but_not_recorded_before_a_kill_is_found_not_resent() -> None:
+    """AddOrder lands on the exchange but its reply is lost, and the daemon is killed while it
+    is still finding out: the restarted daemon finds the copy by its cl_ord_id and records it,
+    sending nothing again."""
+    with copy_world(USERS[:1], master_balances=MASTER) as world:
+        daemon = world.start_daemon()
+        txid = world.place_master(**master_order_params(1))
+        # The daemon's copy is the next AddOrder: applied, then the connection is dropped.
+        world.sim.control("fault", {"endpoint": "AddOrder", "kind": "drop_reply", "count": 1})
+        copy_id = copy_client_order_id(txid, "alice")
+
+        def landed() -> bool:
+            open_orders = world.sim.control("state")["accounts"]["alice"]["open_orders"]
+            return any(o.get("cl_ord_id") == copy_id for o in open_orders.values())
+
+        wait_until(landed, 20, "the copy on the exchange", 0.01)
+        # The broker is now settling before it looks the order up; the ledger says submitting.
+        assert submitting_copies(world, daemon.started_at) == 1
+        daemon.kill9()
+        restarted = world.start_daemon()
+        placed = world.summary(restarted, txid)
+        assert placed["placed"] == 1
+        found = [e for e in restarted.named("copy.placed") if e["master_txid"] == txid]
+        assert found[0]["resolved_by_lookup"] is True
+        assert restarted.named("copy.resend") == []
+        assert restarted.stop() == 0
+        assert_exactly_once(world, [txid])
