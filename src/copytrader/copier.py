@@ -277,7 +277,7 @@ class Copier:
             return
         try:
             request_or_skip = self._size(account, master, copy)
-        except AccountUnusableError as error:
+        except (AccountUnusableError, OrderRejectedError) as error:  # e.g. unknown pair
             self._fail(master, copy, _error_text(error))
             return
         except Exception as error:  # noqa: BLE001 - balance reads failed: try again later
