@@ -5,9 +5,10 @@
 
 Each round: a fresh simulator and data folder, the daemon as a subprocess, a trader placing
 --orders master orders (market buys, resting limit buys and sells) about every 0.3 s, and
---kills SIGKILLs of the daemon, each followed by a restart. Kills alternate between "while a
-copy's AddOrder is in flight" (a ledger row is `submitting`) and "0-150 ms after the daemon sees
-a master order"; some rounds also inject AddOrder faults (drop_reply, http502, unavailable).
+--kills SIGKILLs of the daemon, each followed by a restart. Kills cycle through "while a copy's
+AddOrder is in flight" (a ledger row is `submitting`), "0-150 ms after the daemon sees a master
+order" and, in every other round, "right after one of its AddOrders hit an injected fault"
+(drop_reply: applied but the reply lost; http502; unavailable).
 At the end of a round every master order must have exactly one copy per user on the exchange
 (by cl_ord_id, read with separate keys), none missing, none twice.
 
@@ -24,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from tests.copy.harness import CopyWorld, SimUser, copy_world, wait_until
+from tests.copy.harness import CopyWorld, DaemonProcess, SimUser, copy_world, wait_until
 from tests.copy.test_crash_and_faults import kill_during_fan_out, master_order_params
 
 from copytrader.ledger import copy_client_order_id
@@ -53,6 +54,19 @@ def all_there(world: CopyWorld, txids: Sequence[str]) -> bool:
     return True
 
 
+def kill_after_fault(world: CopyWorld, daemon: DaemonProcess, kind: str) -> None:
+    """Arm one AddOrder fault for the daemon's next copy and SIGKILL the daemon as soon as it
+    has hit it (for drop_reply: the copy is on the exchange, the daemon does not know yet)."""
+    # Not while it starts: its connection check sends a validate-only AddOrder.
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: daemon.named("daemon.running"), 30, "daemon running", 0.05)
+    world.sim.control("fault", {"endpoint": "AddOrder", "kind": kind, "count": 1})
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: world.sim.control("faults") == {"faults": []}, 8, "fault used", 0.005)
+    world.sim.control("faults/clear", {})
+    daemon.kill9()
+
+
 def run_round(number: int, args: argparse.Namespace, rng: random.Random) -> bool:
     users = [
         SimUser(f"u{number}_{n}", {"ZUSD": "100000", "XXBT": "3"}) for n in range(args.users)
@@ -64,20 +78,35 @@ def run_round(number: int, args: argparse.Namespace, rng: random.Random) -> bool
     ) as world:
         daemon = world.start_daemon()
         txids: list[str] = []
+        paused = threading.Event()  # the trader holds still while a fault waits for the daemon
+        idle = threading.Event()
 
         def trade() -> None:
             for index in range(args.orders):
+                while paused.is_set():
+                    idle.set()
+                    time.sleep(0.01)
+                idle.clear()
                 params = master_order_params(index)
                 txids.append(world.place_master_surely(userref=index + 1, **params))
                 time.sleep(rng.uniform(0.1, 0.5))
+            idle.set()
 
         trader = threading.Thread(target=trade)
         trader.start()
         for kill in range(args.kills):
-            if faults and kill % 2 == 0:
-                kind = rng.choice(FAULT_KINDS)
-                world.sim.control("fault", {"endpoint": "AddOrder", "kind": kind, "count": 2})
-            kill_during_fan_out(world, daemon, rng, while_submitting=kill % 2 == 0)
+            mode = kill % 3
+            if faults and mode == 2:
+                paused.set()
+                idle.wait(10)
+                # A master order of its own, then the fault: the daemon's copy of it is the
+                # next AddOrder the exchange sees.
+                params = master_order_params(1)
+                txids.append(world.place_master_surely(userref=1000 + kill, **params))
+                kill_after_fault(world, daemon, rng.choice(FAULT_KINDS))
+                paused.clear()
+            else:
+                kill_during_fan_out(world, daemon, rng, while_submitting=mode == 0)
             daemon = world.start_daemon(wait_ready=False)
         trader.join(120)
         with contextlib.suppress(AssertionError):  # what is missing is counted below
@@ -93,7 +122,7 @@ def run_round(number: int, args: argparse.Namespace, rng: random.Random) -> bool
             f"round {number:>2}: {len(txids)} master orders x {args.users} users, "
             f"{args.kills} kills{' + faults' if faults else ''}: "
             f"missing {missing}, doubled {doubled}, stray {stray}; "
-            f"found on the exchange after a crash/lost reply {resolved}, resent {resent} "
+            f"copies found by cl_ord_id after a lost reply or a crash {resolved}, resent {resent} "
             f"({time.monotonic() - started:.0f} s) {'OK' if ok else 'FAILED'}",
             flush=True,
         )

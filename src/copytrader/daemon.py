@@ -33,7 +33,6 @@ from copytrader.ledger import Ledger
 from copytrader.lifecycle import Heartbeat, StopSignal, acquire_data_dir_lock, install_stop_signals
 from copytrader.logs import configure_logging, get_logger
 from copytrader.recorder import MasterRecorder
-from copytrader.sizing import SizingMode
 from copytrader.startup import connect_accounts
 
 log = get_logger(__name__)
@@ -182,7 +181,7 @@ class CopyDaemon:
     def _run_with(self, master: KrakenBroker, accounts: ConnectedAccounts, ledger: Ledger) -> int:
         settings = self._settings
         copy_settings = settings.copy
-        sizing_mode = SizingMode(copy_settings.sizing.value)
+        sizing_mode = copy_settings.sizing
         kill_switch = KillSwitch(settings.data_dir, from_environment=settings.kill_switch_env)
         copier = Copier(
             ledger,

@@ -24,18 +24,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from fractions import Fraction
 
+from copytrader.config_types import SizingMode
 from copytrader.domain import Side
 
-
-class SizingMode(StrEnum):
-    """Same values as the config's `[copy] sizing` (copytrader.config.SizingMode)."""
-
-    EQUITY_RATIO = "equity_ratio"
-    MULTIPLIER = "multiplier"
-    FIXED_NOTIONAL = "fixed_notional"
+__all__ = [
+    "PairRules",
+    "Sized",
+    "SizingMode",
+    "SizingRequest",
+    "SizingResult",
+    "Skipped",
+    "round_price_to_tick",
+    "round_volume_down",
+    "size_copy",
+]
 
 
 @dataclass(frozen=True)
