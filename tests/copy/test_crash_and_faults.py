@@ -77,7 +77,7 @@ def kill_during_fan_out(world: CopyWorld, daemon: DaemonProcess, rng: random.Ran
     `submitting`), or a random 0-150 ms after it next sees a master order; at a random moment
     if neither happens within a few seconds."""
     seen = len(daemon.named("feed.master_order"))
-    deadline = time.monotonic() + rng.uniform(2.0, 6.0)
+    deadline = time.monotonic() + rng.uniform(1.5, 4.0)
     while time.monotonic() < deadline:
         if while_submitting and submitting_copies(world, daemon.started_at):
             break
@@ -98,9 +98,9 @@ def test_kill_9_at_random_moments_during_a_burst_copies_each_order_once() -> Non
         txids: list[str] = []
 
         def burst() -> None:
-            for index in range(15):
+            for index in range(12):
                 txids.append(world.place_master(**master_order_params(index)))
-                time.sleep(0.3)
+                time.sleep(0.25)
 
         trader = threading.Thread(target=burst)
         trader.start()
@@ -108,7 +108,7 @@ def test_kill_9_at_random_moments_during_a_burst_copies_each_order_once() -> Non
             kill_during_fan_out(world, daemon, rng, while_submitting=kill % 2 == 0)
             daemon = world.start_daemon(wait_ready=False)
         trader.join(30)
-        wait_until(lambda: all_copied_once(world, txids), 40, "every copy on the exchange", 2.5)
+        wait_until(lambda: all_copied_once(world, txids), 40, "every copy on the exchange", 2.0)
         assert daemon.stop() == 0
         assert_exactly_once(world, txids)
 
