@@ -1,9 +1,18 @@
 """Connecting one account: what its key can do, its equity and balances, or why it cannot.
 
-Used by the daemon's startup and by `copytrader check`, so both tell the operator the same thing.
-Every probe is harmless: reads, a validate-only AddOrder (Kraken checks it and places nothing)
-and a CancelOrder of a client order id that cannot exist (Kraken answers "Unknown order" when the
-key may cancel, "Permission denied" when it may not).
+Used by the daemon's startup and by `copytrader check`, so both tell the operator the same thing,
+at two depths (`ProbeDepth`):
+
+- STARTUP (`copytrader run`, on every start and restart): only what starting needs. TradeBalance
+  gives the equity and proves the key, the signature, the nonce and Query Funds; MASTER adds one
+  OpenOrders (the first thing its feed reads). One or two REST calls, so a restart loop does not
+  run the MASTER key into Kraken's REST limit, and nothing order-shaped is sent.
+- FULL (`copytrader check`): every permission. Reads, a validate-only AddOrder (Kraken checks it
+  and places nothing) and a CancelOrder of a client order id that cannot exist (Kraken answers
+  "Unknown order" when the key may cancel, "Permission denied" when it may not).
+
+A permission that answers "Permission denied" at either depth fails the account with the
+permissions a copy-trading key needs (and the warning against granting withdrawal).
 """
 
 from __future__ import annotations
@@ -56,6 +65,13 @@ class AccountState(StrEnum):
     FAILED = "failed"
 
 
+class ProbeDepth(StrEnum):
+    """How much an account's connection tries (see the module docstring)."""
+
+    STARTUP = "startup"
+    FULL = "full"
+
+
 class Reason(StrEnum):
     """Why an account is not connected (or `OK`)."""
 
@@ -74,7 +90,8 @@ class Reason(StrEnum):
     STOPPED = "stopped"
 
 
-_RETRYABLE_REASONS = frozenset({Reason.UNREACHABLE, Reason.LOCKED_OUT})
+# STOPPED: the connection was cut short by a stop request, not refused; the next start retries.
+_RETRYABLE_REASONS = frozenset({Reason.UNREACHABLE, Reason.LOCKED_OUT, Reason.STOPPED})
 
 
 @dataclass(frozen=True)
@@ -136,7 +153,8 @@ class AccountOutcome:
 
     @property
     def retryable(self) -> bool:
-        """Failed for a reason that may pass by itself (network, lockout): worth retrying."""
+        """Not connected for a reason that may pass by itself (network, lockout, a stop that
+        cut the connection short): worth retrying."""
         return self.reason in _RETRYABLE_REASONS
 
 
@@ -199,7 +217,7 @@ def connect_account(
     settings: Settings,
     *,
     broker_factory: BrokerFactory = make_broker,
-    probe_writes: bool = True,
+    depth: ProbeDepth = ProbeDepth.STARTUP,
 ) -> AccountOutcome:
     """Connect one account and find out what it can do. Never raises for a Kraken problem."""
     started = time.monotonic()
@@ -220,7 +238,8 @@ def connect_account(
             started,
         )
     try:
-        outcome = _probe(broker, spec, settings, probe_writes, started)
+        probe = _probe_full if depth is ProbeDepth.FULL else _probe_for_startup
+        outcome = _checked(spec, settings, started, *probe(broker, spec, settings))
     except KrakenError as exc:
         outcome = _failed(spec, *_classify(exc, spec, broker.api_url), started)
     except (OSError, ConfigError) as exc:  # the data folder or nonce file is not writable
@@ -231,38 +250,69 @@ def connect_account(
     return outcome
 
 
-def _probe(
-    broker: KrakenBroker,
-    spec: AccountSpec,
-    settings: Settings,
-    probe_writes: bool,
-    started: float,
-) -> AccountOutcome:
+_Probed = tuple[Permissions, Decimal | None, Mapping[str, Decimal], list[str]]
+
+
+def _probe_for_startup(broker: KrakenBroker, spec: AccountSpec, settings: Settings) -> _Probed:
+    """What `copytrader run` needs to start: the equity, and for MASTER that its orders read."""
+    asset = settings.copy.equity_asset
+    warnings: list[str] = []
+    funds, equity = _equity(broker, asset, warnings)
+    open_ok = _may(broker.open_orders)[0] if spec.is_master else None
+    return Permissions(query_funds=funds, query_open_orders=open_ok), equity, {}, warnings
+
+
+def _probe_full(broker: KrakenBroker, spec: AccountSpec, settings: Settings) -> _Probed:
+    """Every permission, the balances and the equity (`copytrader check`)."""
     asset = settings.copy.equity_asset
     warnings: list[str] = []
     funds, balances = _may(broker.balances)
     equity: Decimal | None = None
     if funds:
-        try:
-            equity = broker.trade_balance(asset).equity
-        except OrderRejectedError as exc:
-            warnings.append(f"no equity in {asset} ([copy] equity_asset): {_strip_account(exc)}")
+        equity = _equity(broker, asset, warnings)[1]
     open_ok, _ = _may(broker.open_orders)
     closed_ok, _ = _may(broker.closed_orders)
     websocket_ok, _ = _may(broker.websocket_token)
     create_ok = cancel_ok = None
-    if probe_writes and not spec.is_master:
+    if not spec.is_master:
         create_ok, note = _probe_create(broker, settings)
         if note:
             warnings.append(note)
         cancel_ok, _ = _may(lambda: broker.cancel_order(cl_ord_id=uuid.uuid4().hex))
-    permissions = Permissions(funds, open_ok, closed_ok, create_ok, cancel_ok, websocket_ok)
-    missing = permissions.missing()
     if websocket_ok is False:
         warnings.append(
             "the key lacks the WebSocket interface permission: not needed while orders are"
             " polled over REST, but tick it for the push feed"
         )
+    permissions = Permissions(funds, open_ok, closed_ok, create_ok, cancel_ok, websocket_ok)
+    return permissions, equity, balances or {}, warnings
+
+
+def _equity(broker: KrakenBroker, asset: str, warnings: list[str]) -> tuple[bool, Decimal | None]:
+    """(allowed, equity) from TradeBalance; a refusal of the asset is a warning, not a failure."""
+    try:
+        return True, broker.trade_balance(asset).equity
+    except OrderRejectedError as exc:
+        warnings.append(f"no equity in {asset} ([copy] equity_asset): {_strip_account(exc)}")
+        return True, None
+    except AccountUnusableError as exc:
+        if has_error(exc, PERMISSION_DENIED):
+            return False, None
+        raise
+
+
+def _checked(
+    spec: AccountSpec,
+    settings: Settings,
+    started: float,
+    permissions: Permissions,
+    equity: Decimal | None,
+    balances: Mapping[str, Decimal],
+    warnings: list[str],
+) -> AccountOutcome:
+    """Connected, or failed naming the needed permissions the key was refused."""
+    asset = settings.copy.equity_asset
+    missing = permissions.missing()
     equity_text = f"equity {equity} {asset}" if equity is not None else "equity unknown"
     outcome = AccountOutcome(
         spec.account_id,
@@ -272,7 +322,7 @@ def _probe(
         f"{_label(spec)} connected: {equity_text}",
         equity=equity,
         equity_asset=asset,
-        balances=dict(balances or {}),
+        balances=dict(balances),
         permissions=permissions,
         missing_permissions=missing,
         warnings=tuple(warnings),

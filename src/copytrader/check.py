@@ -17,7 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from copytrader.account_probe import AccountOutcome, AccountState, Reason, make_broker
+from copytrader.account_probe import (
+    AccountOutcome,
+    AccountState,
+    ProbeDepth,
+    Reason,
+    make_broker,
+)
 from copytrader.config import load_settings
 from copytrader.config_types import AccountSpec, Settings
 from copytrader.errors import ConfigError
@@ -48,6 +54,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         settings,
         stagger_s=min(settings.copy.connect_stagger_seconds, CHECK_STAGGER_S),
         broker_factory=lambda spec, s: make_broker(spec, s, timeout_s=CHECK_TIMEOUT_S),
+        depth=ProbeDepth.FULL,  # the full report; `run` probes only what starting needs
         emit_log=False,
     )
     try:

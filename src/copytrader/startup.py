@@ -13,6 +13,11 @@ log event:
 
 and once all have settled, one `startup.summary` event: MASTER's state and how many users are
 ready.
+
+A stop request (SIGTERM) ends every wait here at once: the stagger, and the wait for connections
+still inside the broker's timeouts and retries. Those are left to their daemon threads and end as
+`account.skipped` with reason `stopped`; their late result is dropped, so each account still has
+exactly one event.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from copytrader.account_probe import (
     AccountOutcome,
     AccountState,
     BrokerFactory,
+    ProbeDepth,
     Reason,
     connect_account,
     make_broker,
     not_connectable,
 )
 from copytrader.config_types import AccountSpec, Settings
+from copytrader.kraken.broker import KrakenBroker
 from copytrader.logs import get_logger
 
 log = get_logger(__name__)
@@ -39,6 +46,8 @@ log = get_logger(__name__)
 # An account's connection is bounded by its broker's timeouts and retries (well under this);
 # this is only the backstop after which it is reported as failed and no longer waited for.
 ACCOUNT_DEADLINE_S = 180.0
+# How often a wait for a connection looks at the stop event (SIGTERM must end start-up at once).
+STOP_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,72 +72,55 @@ def connect_accounts(
     stop: threading.Event | None = None,
     stagger_s: float | None = None,
     broker_factory: BrokerFactory = make_broker,
-    probe_writes: bool = True,
+    depth: ProbeDepth = ProbeDepth.STARTUP,
     emit_log: bool = True,
     deadline_s: float = ACCOUNT_DEADLINE_S,
 ) -> StartupReport:
     """Connect MASTER, then every configured user with the stagger; never raises for an account.
 
-    `stop` (set by SIGTERM) ends the waiting early: accounts not started yet are skipped.
-    `emit_log=False` returns the report without the per-account and summary events.
+    `depth`: STARTUP (the default, `copytrader run`) probes only what starting needs; FULL
+    (`copytrader check`) every permission. `stop` (set by SIGTERM) ends every wait at once:
+    accounts not started yet are skipped, and connections still under way (in the broker's
+    timeouts and retries) are left to their daemon threads and reported as stopped, with their
+    broker. `emit_log=False` returns the report without the per-account and summary events.
     """
     stop = stop or threading.Event()
     stagger = settings.copy.connect_stagger_seconds if stagger_s is None else stagger_s
-
-    def connect(spec: AccountSpec) -> AccountOutcome:
-        return connect_account(
-            spec, settings, broker_factory=broker_factory, probe_writes=probe_writes
-        )
+    on_settled = log_outcome if emit_log else _ignore
 
     if emit_log:
         for note in settings.notes:  # e.g. legacy variable names, a user listed twice
             log.warning("config.note", message=note)
-    master = _bounded(connect, settings.master, deadline_s)
-    if emit_log:
-        log_outcome(master)
+    master_attempt = _Attempt.start(settings.master, settings, broker_factory, depth, on_settled)
+    master = master_attempt.outcome_by(time.monotonic() + deadline_s, stop, deadline_s)
 
-    results: dict[str, AccountOutcome] = {}
-    lock = threading.Lock()
-    threads: list[tuple[AccountSpec, threading.Thread]] = []
-
-    def run_now(spec: AccountSpec, outcome: AccountOutcome) -> None:
-        with lock:
-            results[spec.account_id] = outcome
-        if emit_log:
-            log_outcome(outcome)
-
-    def run(spec: AccountSpec) -> None:
-        run_now(spec, _guarded(connect, spec))
-
+    attempts: dict[str, _Attempt] = {}
+    settled: dict[str, AccountOutcome] = {}
     for spec in settings.users:
         early = not_connectable(spec)
         if early is not None:  # disabled or no credentials: settled at once, nothing to wait for
-            run_now(spec, early)
+            settled[spec.account_id] = early
+            on_settled(early)
             continue
-        if threads and stagger > 0 and stop.wait(stagger):
+        if attempts and stagger > 0 and stop.wait(stagger):
             break
         if stop.is_set():
             break
-        thread = threading.Thread(target=run, args=(spec,), name=f"connect-{spec.account_id}")
-        thread.daemon = True  # a stuck connection must never keep the process alive
-        thread.start()
-        threads.append((spec, thread))
+        attempts[spec.account_id] = _Attempt.start(
+            spec, settings, broker_factory, depth, on_settled
+        )
 
     deadline = time.monotonic() + deadline_s
-    for _spec, thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-
     users: list[AccountOutcome] = []
     for spec in settings.users:
-        with lock:
-            outcome = results.get(spec.account_id)
+        outcome = settled.get(spec.account_id)
         if outcome is None:
-            started = any(started_spec is spec for started_spec, _ in threads)
-            outcome = _unfinished(spec, started, deadline_s)
-            with lock:
-                results[spec.account_id] = outcome
-            if emit_log:
-                log_outcome(outcome)
+            attempt = attempts.get(spec.account_id)
+            if attempt is None:
+                outcome = _stopped(spec, None)
+                on_settled(outcome)
+            else:
+                outcome = attempt.outcome_by(deadline, stop, deadline_s)
         users.append(outcome)
     report = StartupReport(master=master, users=tuple(users))
     if emit_log:
@@ -136,19 +128,82 @@ def connect_accounts(
     return report
 
 
-def _bounded(
-    connect: Callable[[AccountSpec], AccountOutcome], spec: AccountSpec, deadline_s: float
-) -> AccountOutcome:
-    """Run one connection in a thread and wait at most `deadline_s` for it."""
-    box: list[AccountOutcome] = []
-    thread = threading.Thread(
-        target=lambda: box.append(_guarded(connect, spec)),
-        name=f"connect-{spec.account_id}",
-        daemon=True,
-    )
-    thread.start()
-    thread.join(deadline_s)
-    return box[0] if box else _unfinished(spec, True, deadline_s)
+def _ignore(_outcome: AccountOutcome) -> None:
+    pass
+
+
+class _Attempt:
+    """One account's connection in its own daemon thread (a stuck call must never keep the
+    process alive), and the decision, made once under a lock, of how it ended: by itself, or
+    abandoned by the waiter (stop requested, deadline passed). Whichever comes first is the
+    account's one outcome and its one log event; a later result is dropped."""
+
+    def __init__(self, spec: AccountSpec, on_settled: Callable[[AccountOutcome], None]) -> None:
+        self.spec = spec
+        self._on_settled = on_settled
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._outcome: AccountOutcome | None = None
+        self._broker: KrakenBroker | None = None  # once created: handed out if abandoned
+
+    @classmethod
+    def start(
+        cls,
+        spec: AccountSpec,
+        settings: Settings,
+        factory: BrokerFactory,
+        depth: ProbeDepth,
+        on_settled: Callable[[AccountOutcome], None],
+    ) -> _Attempt:
+        attempt = cls(spec, on_settled)
+
+        def recorded_factory(spec: AccountSpec, settings: Settings) -> KrakenBroker:
+            broker = factory(spec, settings)
+            with attempt._lock:
+                attempt._broker = broker
+            return broker
+
+        def connect(spec: AccountSpec) -> AccountOutcome:
+            return connect_account(spec, settings, broker_factory=recorded_factory, depth=depth)
+
+        thread = threading.Thread(
+            target=lambda: attempt._settle(_guarded(connect, spec)),
+            name=f"connect-{spec.account_id}",
+            daemon=True,
+        )
+        thread.start()
+        return attempt
+
+    def _settle(self, outcome: AccountOutcome) -> AccountOutcome:
+        with self._lock:
+            if self._outcome is None:
+                self._outcome = outcome
+                first = True
+            else:
+                first = False
+        if first:  # logged before `done`, so MASTER's event comes before any user's
+            self._on_settled(outcome)
+        self._done.set()
+        return self._outcome
+
+    def outcome_by(
+        self, deadline: float, stop: threading.Event, deadline_s: float
+    ) -> AccountOutcome:
+        """The outcome once the connection ends; at `deadline` or on `stop`, an abandoned one."""
+        while not self._done.is_set() and not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # Two things can end the wait (done, stop); a short slice keeps a stop prompt.
+            self._done.wait(min(remaining, STOP_POLL_S))
+        if self._done.is_set():
+            assert self._outcome is not None
+            return self._outcome
+        with self._lock:
+            broker = self._broker
+        if stop.is_set():
+            return self._settle(_stopped(self.spec, broker))
+        return self._settle(_timed_out(self.spec, broker, deadline_s))
 
 
 def _guarded(connect: Callable[[AccountSpec], AccountOutcome], spec: AccountSpec) -> AccountOutcome:
@@ -165,21 +220,26 @@ def _guarded(connect: Callable[[AccountSpec], AccountOutcome], spec: AccountSpec
         )
 
 
-def _unfinished(spec: AccountSpec, started: bool, deadline_s: float) -> AccountOutcome:
-    if started:
-        return AccountOutcome(
-            spec.account_id,
-            spec.display_name,
-            AccountState.FAILED,
-            Reason.UNREACHABLE,
-            f"{spec.account_id}: no answer within {deadline_s:g} s",
-        )
+def _timed_out(spec: AccountSpec, broker: KrakenBroker | None, deadline_s: float) -> AccountOutcome:
+    return AccountOutcome(
+        spec.account_id,
+        spec.display_name,
+        AccountState.FAILED,
+        Reason.UNREACHABLE,
+        f"{spec.account_id}: no answer within {deadline_s:g} s",
+        broker=broker,
+    )
+
+
+def _stopped(spec: AccountSpec, broker: KrakenBroker | None) -> AccountOutcome:
+    """Not connected because a stop was requested (before or while connecting)."""
     return AccountOutcome(
         spec.account_id,
         spec.display_name,
         AccountState.SKIPPED,
         Reason.STOPPED,
         f"{spec.account_id}: not connected, the daemon is stopping",
+        broker=broker,
     )
 
 

@@ -194,7 +194,7 @@ def test_config_notes_are_logged_before_connecting(
         KRAKEN_API_KEY=accounts.master.key,
         KRAKEN_API_SECRET=accounts.master.secret,
     )
-    report = connect_accounts(settings, broker_factory=unlimited, probe_writes=False)
+    report = connect_accounts(settings, broker_factory=unlimited)
     for outcome in report.all:
         if outcome.broker is not None:
             outcome.broker.close()
