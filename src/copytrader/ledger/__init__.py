@@ -1,0 +1,62 @@
+"""The copy ledger: what the daemon has seen and done, in SQLite, so a restart loses nothing.
+
+One file `copies.sqlite3` in the data folder (WAL journal), three tables:
+
+- `master_orders`: each master order seen, recorded once, with what the feed last saw of it
+  (status, executed volume), whether it is to be copied (`decision`) and the sizing inputs
+  measured on the master when it was first seen (so a restart sizes the same way);
+- `copies`: one row per (master order, user) with its state
+  planned -> submitting -> placed | skipped | failed | cancelled, written before and after
+  every call to Kraken, plus its deterministic `cl_ord_id`;
+- `meta`: the feed's cursor and the baseline time of the very first start.
+
+The ledger is the copier's work queue: whatever is not terminal is picked up again after a
+crash. Writes from all threads are group-committed by one writer thread; every public method
+is one transaction.
+
+Its parts: `records` (what is stored), `schema` (tables and rows), `store` (connections and
+the writer thread), `master_orders` (master orders, baseline, cursor), `copy_states` (copy
+state transitions and summaries), `copy_queries` (reads of the copies).
+"""
+
+from __future__ import annotations
+
+from copytrader.ledger.copy_queries import CopyQueries
+from copytrader.ledger.copy_states import CopyStateMachine
+from copytrader.ledger.master_orders import MasterOrderBook
+from copytrader.ledger.records import (
+    COPY_ID_NAMESPACE,
+    FINAL_MASTER_STATUSES,
+    TERMINAL_STATES,
+    CopyRecord,
+    CopyState,
+    CopySummary,
+    Decision,
+    LedgerError,
+    MasterOrderRecord,
+    MasterState,
+    copy_client_order_id,
+)
+from copytrader.ledger.store import LEDGER_FILE_NAME, WRITE_BATCH_MAX, WRITER_STOP_TIMEOUT_S
+
+__all__ = [
+    "COPY_ID_NAMESPACE",
+    "FINAL_MASTER_STATUSES",
+    "LEDGER_FILE_NAME",
+    "TERMINAL_STATES",
+    "WRITER_STOP_TIMEOUT_S",
+    "WRITE_BATCH_MAX",
+    "CopyRecord",
+    "CopyState",
+    "CopySummary",
+    "Decision",
+    "Ledger",
+    "LedgerError",
+    "MasterOrderRecord",
+    "MasterState",
+    "copy_client_order_id",
+]
+
+
+class Ledger(MasterOrderBook, CopyStateMachine, CopyQueries):
+    """The daemon's persistent memory. Thread-safe; every public method is one transaction."""

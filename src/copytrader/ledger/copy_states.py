@@ -1,0 +1,168 @@
+"""Copy state transitions: planned -> submitting -> placed | skipped | failed | cancelled.
+
+Each transition is one conditional UPDATE that only succeeds from its allowed states, so a
+copy that moved on meanwhile (the master's cancel skipped it) raises LedgerError instead of
+being overwritten; every row written records the run that wrote it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from decimal import Decimal
+
+from copytrader.ledger.records import CopyRecord, CopyState, CopySummary, LedgerError
+from copytrader.ledger.schema import first_row, select_copies
+from copytrader.ledger.store import LedgerStore
+
+
+@dataclass(frozen=True)
+class _Move:
+    """A transition: the states a copy may be in before it, the state after it."""
+
+    from_states: tuple[CopyState, ...]
+    to_state: CopyState
+    count_attempt: bool = False
+
+
+_NOT_SENT = (CopyState.PLANNED, CopyState.SUBMITTING)
+# Re-entered (from submitting) for each new attempt, which counts it.
+_SUBMIT = _Move(_NOT_SENT, CopyState.SUBMITTING, count_attempt=True)
+_PLACE = _Move((CopyState.SUBMITTING,), CopyState.PLACED)
+_SKIP = _Move(_NOT_SENT, CopyState.SKIPPED)
+_FAIL = _Move(_NOT_SENT, CopyState.FAILED)
+_CANCEL = _Move((CopyState.PLACED,), CopyState.CANCELLED)
+_KEEP_PLACED = _Move((CopyState.PLACED,), CopyState.PLACED)
+
+
+class CopyStateMachine(LedgerStore):
+    """The copies' states, moved only along the allowed transitions."""
+
+    def _transition(
+        self, move: _Move, master_txid: str, user_id: str, **fields: object
+    ) -> CopyRecord:
+        allowed = tuple(state.value for state in move.from_states)
+        assignments = ["state = ?", "updated_at = ?", "run_id = ?"]
+        if move.count_attempt:
+            assignments.append("attempts = attempts + 1")
+        values: list[object] = [move.to_state.value, self._clock(), self.run_id]
+        for column, value in fields.items():
+            assignments.append(f"{column} = ?")
+            values.append(str(value) if isinstance(value, Decimal) else value)
+        marks = ",".join("?" * len(allowed))
+
+        def _op(db: sqlite3.Connection) -> CopyRecord:
+            cursor = db.execute(
+                f"UPDATE copies SET {', '.join(assignments)}"  # noqa: S608
+                f" WHERE master_txid = ? AND user_id = ? AND state IN ({marks})",
+                (*values, master_txid, user_id, *allowed),
+            )
+            found = select_copies(db, "c.master_txid = ? AND c.user_id = ?", (master_txid, user_id))
+            if cursor.rowcount != 1:
+                current = found[0].state.value if found else "absent"
+                raise LedgerError(
+                    f"copy of {master_txid} for {user_id}: cannot go {current} -> "
+                    f"{move.to_state.value} (allowed from {', '.join(allowed)})"
+                )
+            return found[0]
+
+        return self._write(_op)
+
+    def mark_submitting(
+        self,
+        master_txid: str,
+        user_id: str,
+        *,
+        volume: Decimal,
+        price: Decimal | None,
+        price2: Decimal | None,
+    ) -> CopyRecord:
+        """Written just before AddOrder: from here on the outcome must be looked up, not guessed.
+        Re-entered (from submitting) for each new attempt, which counts it."""
+        order = {"volume": volume, "price": price, "price2": price2}
+        return self._transition(
+            _SUBMIT, master_txid, user_id, **order, next_attempt_at=None, error=None
+        )
+
+    def mark_placed(
+        self,
+        master_txid: str,
+        user_id: str,
+        *,
+        txid: str | None,
+        acked_at: float,
+        latency_ms: float | None,
+        reason: str | None = None,
+    ) -> CopyRecord:
+        ack = {"txid": txid, "acked_at": acked_at, "latency_ms": latency_ms, "reason": reason}
+        return self._transition(
+            _PLACE, master_txid, user_id, **ack, error=None, next_attempt_at=None
+        )
+
+    def mark_skipped(self, master_txid: str, user_id: str, *, reason: str) -> CopyRecord:
+        return self._transition(_SKIP, master_txid, user_id, reason=reason, next_attempt_at=None)
+
+    def mark_failed(self, master_txid: str, user_id: str, *, error: str) -> CopyRecord:
+        return self._transition(_FAIL, master_txid, user_id, error=error, next_attempt_at=None)
+
+    def schedule_retry(
+        self,
+        master_txid: str,
+        user_id: str,
+        *,
+        next_attempt_at: float,
+        error: str,
+        state: CopyState = CopyState.SUBMITTING,
+    ) -> CopyRecord:
+        """The outcome is unknown or the call failed transiently: keep the state (`submitting`,
+        so the next attempt starts with a lookup on Kraken; or `placed` with a cancel still to
+        do) and wait until `next_attempt_at`."""
+        if state not in (CopyState.SUBMITTING, CopyState.PLACED):
+            raise LedgerError(f"retries are for submitting or placed copies, not {state.value}")
+        stay = _Move((state,), state)
+        return self._transition(
+            stay, master_txid, user_id, next_attempt_at=next_attempt_at, error=error
+        )
+
+    def mark_cancelled(self, master_txid: str, user_id: str, *, reason: str) -> CopyRecord:
+        return self._transition(_CANCEL, master_txid, user_id, cancel_requested=0, reason=reason)
+
+    def clear_cancel_request(self, master_txid: str, user_id: str, *, reason: str) -> CopyRecord:
+        """The copy cannot be cancelled (it already filled): keep it placed, note why."""
+        return self._transition(
+            _KEEP_PLACED, master_txid, user_id, cancel_requested=0, reason=reason
+        )
+
+    # ---- summaries ----------------------------------------------------------------------
+
+    def claim_summary(self, master_txid: str) -> CopySummary | None:
+        """Once every copy of the master order is terminal, return its summary exactly once
+        (to whichever thread asks first); None before that and after."""
+
+        def _op(db: sqlite3.Connection) -> tuple[float, list[CopyRecord]] | None:
+            row = first_row(
+                db.execute(
+                    "SELECT summary_logged, first_seen_at FROM master_orders WHERE txid = ?",
+                    (master_txid,),
+                )
+            )
+            if row is None or row[0]:
+                return None
+            unfinished = first_row(
+                db.execute(
+                    "SELECT COUNT(*) FROM copies WHERE master_txid = ?"
+                    " AND state IN ('planned', 'submitting')",
+                    (master_txid,),
+                )
+            )[0]
+            if unfinished:
+                return None
+            copies = select_copies(db, "c.master_txid = ?", (master_txid,))
+            db.execute("UPDATE master_orders SET summary_logged = 1 WHERE txid = ?", (master_txid,))
+            return float(row[1]), copies
+
+        claimed = self._write(_op)
+        if claimed is None:
+            return None
+        first_seen_at, copies = claimed
+        return CopySummary.of(master_txid, first_seen_at, copies)
