@@ -102,10 +102,10 @@ def connect_accounts(
             settled[spec.account_id] = early
             on_settled(early)
             continue
-        if attempts and stagger > 0 and stop.wait(stagger):
-            break
-        if stop.is_set():
-            break
+        if attempts and stagger > 0:
+            stop.wait(stagger)
+        if stop.is_set():  # not started: reported as stopped below, after the others
+            continue
         attempts[spec.account_id] = _Attempt.start(
             spec, settings, broker_factory, depth, on_settled
         )

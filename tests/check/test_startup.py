@@ -6,23 +6,31 @@ from __future__ import annotations
 import io
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
-from copytrader.account_probe import AccountState, Reason, make_broker
+from copytrader.account_probe import AccountState, ProbeDepth, Reason, make_broker
 from copytrader.config import load_settings
 from copytrader.config_types import AccountSpec, Settings
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.logs import configure_logging
-from copytrader.startup import connect_accounts
+from copytrader.startup import StartupReport, connect_accounts
 from tests.check.conftest import Accounts, rested
 from tests.simproc import SimProcess, new_secret
 
 STAGGER_S = 0.3
+ALL_USERS = ["USER:daivon_frazier", "USER:tania_gilbert"]
+PERMISSION_ADVICE = (
+    "Query Funds, Query Open Orders & Trades, Query Closed Orders & Trades, Create & Modify "
+    "Orders, Cancel/Close Orders"
+)
 CONFIG = f"""
 [copy]
 connect_stagger_seconds = {STAGGER_S}
@@ -203,3 +211,130 @@ def test_config_notes_are_logged_before_connecting(
     assert events.index("config.note") < events.index("account.connected")
     note = next(e for e in _events(log_sink) if e["event"] == "config.note")
     assert "KRAKEN_API_KEY" in note["message"]
+
+
+def _close_brokers(report: StartupReport) -> None:
+    for outcome in report.all:
+        if outcome.broker is not None:
+            outcome.broker.close()
+
+
+def _methods_by_account(requests: list[dict[str, Any]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for entry in requests:
+        found.setdefault(entry["account"], []).append(entry["method"])
+    return found
+
+
+def test_run_probes_only_what_starting_needs_check_probes_everything(
+    accounts: Accounts, sim: SimProcess, tmp_path: Path, log_sink: io.StringIO
+) -> None:
+    """The default (run) probe: TradeBalance per account plus OpenOrders for MASTER, nothing
+    order-shaped; the full (check) probe also reads balances and tries AddOrder and CancelOrder."""
+    settings = _settings(accounts, sim, tmp_path)
+    earlier = len(sim.control("requests")["requests"])
+    report = connect_accounts(settings, broker_factory=unlimited)
+    _close_brokers(report)
+    assert report.master.connected
+    assert report.master.equity == Decimal("400000.0000")
+    assert [o.account_id for o in report.ready_users] == ALL_USERS
+    light = _methods_by_account(sim.control("requests")["requests"][earlier:])
+    assert light == {
+        "master": ["TradeBalance", "OpenOrders"],
+        "daivon": ["TradeBalance"],
+        "tania": ["TradeBalance"],
+    }
+
+    rested(sim)
+    earlier = len(sim.control("requests")["requests"])
+    report = connect_accounts(settings, broker_factory=unlimited, depth=ProbeDepth.FULL)
+    _close_brokers(report)
+    full = _methods_by_account(sim.control("requests")["requests"][earlier:])
+    for name in ("daivon", "tania"):
+        assert {"Balance", "TradeBalance", "OpenOrders", "ClosedOrders", "AddOrder"} <= set(
+            full[name]
+        )
+        assert "CancelOrder" in full[name]
+    assert all(report.users[0].permissions.as_dict().values())
+
+
+def test_run_probe_names_the_needed_permissions_when_denied(
+    accounts: Accounts, sim: SimProcess, tmp_path: Path, log_sink: io.StringIO
+) -> None:
+    """A key refused Query Funds fails at start with the permissions a copy-trading key needs
+    and the warning against withdrawal, in its one event."""
+    settings = _settings(
+        accounts,
+        sim,
+        tmp_path,
+        KRAKEN_USER_TANIA_API_KEY=accounts.no_query.key,
+        KRAKEN_USER_TANIA_API_SECRET=accounts.no_query.secret,
+    )
+    report = connect_accounts(settings, broker_factory=unlimited)
+    _close_brokers(report)
+    tania = report.users[1]
+    assert (tania.state, tania.reason) == (AccountState.FAILED, Reason.MISSING_PERMISSION)
+    assert tania.missing_permissions == ("Query Funds",)
+    assert "KRAKEN_USER_TANIA_API_KEY" in tania.message
+    assert PERMISSION_ADVICE in tania.message
+    assert "Never grant Withdraw Funds" in tania.message
+    events = [e for e in _events(log_sink) if e.get("account") == "USER:tania_gilbert"]
+    assert [e["event"] for e in events] == ["account.failed"]
+    assert events[0]["missing_permissions"] == ["Query Funds"]
+
+
+def test_stop_ends_the_wait_for_a_connection_under_way(
+    accounts: Accounts, sim: SimProcess, tmp_path: Path, log_sink: io.StringIO
+) -> None:
+    """A stop while Daivon's call hangs returns at once: Daivon stopped (with its broker),
+    Tania never started, one event each, and Daivon's late result is dropped."""
+    settings = _settings(accounts, sim, tmp_path)
+    stop = threading.Event()
+    with socket.socket() as silent:  # accepts connections (backlog) and never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+        def factory(spec: AccountSpec, s: Settings) -> KrakenBroker:
+            if spec.account_id != "USER:daivon_frazier":
+                return unlimited(spec, s)
+            assert spec.credentials is not None
+            stop.set()  # SIGTERM arrives just as Daivon's first call goes out
+            return KrakenBroker(
+                spec.account_id,
+                spec.credentials,
+                api_url=silent_url,
+                data_dir=s.data_dir,
+                timeout_s=0.5,
+                retry_waits=False,
+                client_rate_limit=False,
+            )
+
+        started = time.monotonic()
+        report = connect_accounts(settings, stop=stop, stagger_s=5.0, broker_factory=factory)
+        took = time.monotonic() - started
+        # Daivon's thread is still inside its timeouts; wait (bounded) until it has ended.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(
+            t.name == "connect-USER:daivon_frazier" for t in threading.enumerate()
+        ):
+            time.sleep(0.05)
+    try:
+        assert took < 2.0, f"connect_accounts took {took:.1f} s after the stop"
+        assert report.master.connected
+        daivon, tania = report.users[0], report.users[1]
+        assert (daivon.state, daivon.reason) == (AccountState.SKIPPED, Reason.STOPPED)
+        assert daivon.broker is not None
+        assert daivon.retryable
+        assert (tania.state, tania.reason) == (AccountState.SKIPPED, Reason.STOPPED)
+        assert tania.broker is None
+        assert report.users[2].reason is Reason.DISABLED  # settled without a connection
+        assert report.users[3].reason is Reason.NOT_CONFIGURED
+        assert not any(t.name == "connect-USER:daivon_frazier" for t in threading.enumerate())
+    finally:
+        _close_brokers(report)
+    events = [e for e in _events(log_sink) if e["event"].startswith(("account.", "startup."))]
+    per_account = [e for e in events if e["event"].startswith("account.")]
+    assert sorted(e["account"] for e in per_account) == sorted(o.account_id for o in report.all)
+    assert events[-1]["event"] == "startup.summary"  # the late result added no event
+    assert events[-1]["message"] == ("MASTER connected; 0 of 3 enabled users ready (1 disabled)")
