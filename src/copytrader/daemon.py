@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 from copytrader.account_probe import Reason
 from copytrader.config import AccountSpec, Settings, load_settings
-from copytrader.copier import Copier
-from copytrader.copy_support import CopierSettings, KillSwitch, UserAccount, UserSizing
+from copytrader.copying.accounts import CopierSettings, UserAccount, UserSizing
+from copytrader.copying.kill_switch import KillSwitch
+from copytrader.copying.lanes import Copier
 from copytrader.errors import ConfigError, DataDirLockedError
 from copytrader.feed import MasterFeed, poll_interval_seconds
 from copytrader.kraken.broker import KrakenBroker

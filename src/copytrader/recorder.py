@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from copytrader.copy_support import log_summary_once
+from copytrader.copying.outcomes import log_summary_once
 from copytrader.domain import Side
 from copytrader.feed import (
     FeedEvent,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.copy_support import KillSwitch, build_request, copy_prices, limit_price_of
+from copytrader.copying.kill_switch import KillSwitch
+from copytrader.copying.order_request import build_request, copy_prices, limit_price_of
 from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
 from copytrader.ledger import Decision, MasterOrderRecord
 

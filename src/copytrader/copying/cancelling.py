@@ -1,0 +1,72 @@
+"""Cancelling a placed copy after the master order was cancelled or expired: CancelOrder, or,
+when there is nothing to cancel, the copy is looked up and left `placed` if it had filled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from copytrader.copying.accounts import UserAccount
+from copytrader.copying.outcomes import CopyOutcomes
+from copytrader.copying.snapshots import AccountSnapshots
+from copytrader.domain import OrderStatus
+from copytrader.errors import OrderRejectedError
+from copytrader.ledger import CopyRecord, CopyState, Ledger, MasterOrderRecord
+from copytrader.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class CopyCanceller:
+    """Carries out the cancel requests the master's cancels left on placed copies."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        snapshots: Mapping[str, AccountSnapshots],
+        outcomes: CopyOutcomes,
+    ) -> None:
+        self._ledger = ledger
+        self._snapshots = snapshots
+        self._outcomes = outcomes
+
+    def cancel(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
+        why = f"master order {master.status.value}"
+        if copy.txid is None:
+            self._ledger.mark_cancelled(master.txid, copy.user_id, reason=why)
+            return
+        try:
+            count = account.broker.cancel_order(txid=copy.txid)
+        except OrderRejectedError:
+            count = 0
+        except Exception as error:  # noqa: BLE001 - transient: the lane tries again
+            self._outcomes.schedule_retry(master, copy, error, state=CopyState.PLACED)
+            return
+        if count == 0:
+            try:
+                found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
+            except Exception as error:  # noqa: BLE001
+                self._outcomes.schedule_retry(master, copy, error, state=CopyState.PLACED)
+                return
+            if found is not None and found.status is OrderStatus.CLOSED:
+                self._ledger.clear_cancel_request(
+                    master.txid, copy.user_id, reason="copy had already filled; nothing to cancel"
+                )
+                log.info(
+                    "copy.cancel_skipped",
+                    message=f"copy of {master.txid} for {copy.user_id} had already filled",
+                    master_txid=master.txid,
+                    user=copy.user_id,
+                    txid=copy.txid,
+                )
+                return
+        self._ledger.mark_cancelled(master.txid, copy.user_id, reason=why)
+        # Its hold is released (and it may have filled in part before).
+        self._snapshots[copy.user_id].invalidate()
+        log.info(
+            "copy.cancelled",
+            message=f"copy of {master.txid} cancelled for {copy.user_id} ({why})",
+            master_txid=master.txid,
+            user=copy.user_id,
+            txid=copy.txid,
+            cl_ord_id=copy.cl_ord_id,
+        )

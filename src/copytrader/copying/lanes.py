@@ -1,0 +1,205 @@
+"""The copier: works through the ledger's pending copies, one lane per user, all users at once.
+
+Each user has a lane: at most one task of the shared thread pool works on that user's copies,
+in the order the master orders were seen (a buy's copy goes before the sell's that follows it),
+through that user's own broker (own key, nonce, lock). Lanes never wait for each other, so one
+user's failure, timeout or retry never delays another user.
+
+For one copy the lane does:
+
+- `planned` (see `placing`): gates (kill switch, master cancelled, signal too old) -> sizing
+  -> write `submitting` -> AddOrder -> `placed` | `failed`; an unknown outcome or a transient
+  error leaves it `submitting` with a retry time;
+- `submitting` (see `resolving`; left by a crash, a lost reply, a transient error): look the
+  `cl_ord_id` up on Kraken; found -> `placed`; not found -> send again (same cl_ord_id, same
+  volume) if the signal still stands, else abandon it;
+- `placed` with a cancel request (see `cancelling`; the master order was cancelled):
+  CancelOrder -> `cancelled`, or left `placed` if the copy had already filled.
+
+Every outcome is one log event (`copy.placed`, `copy.skipped`, `copy.failed`, `copy.cancelled`,
+...) with the latency from the master order's open time, and once all copies of a master order
+are done, one `copy.summary`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from copytrader.copying.accounts import CopierSettings, CopyObserver, UserAccount
+from copytrader.copying.cancelling import CopyCanceller
+from copytrader.copying.exchange_index import EarlierRunOrders
+from copytrader.copying.gates import CopyGates
+from copytrader.copying.kill_switch import KillSwitch
+from copytrader.copying.outcomes import CopyOutcomes
+from copytrader.copying.placing import CopyPlacer
+from copytrader.copying.resolving import InFlightResolver
+from copytrader.copying.snapshots import AccountSnapshots
+from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError
+from copytrader.logs import get_logger
+
+log = get_logger(__name__)
+
+# A lane with nothing to do waits this long before re-reading balances a fill made stale.
+REFRESH_AFTER_IDLE_S = 0.5
+# The pool has one thread per user (a lane uses one at a time), capped.
+MAX_POOL_THREADS = 256
+
+
+class Copier:
+    """Fan-out of the ledger's pending copies to every user, in parallel, each in order."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        users: Mapping[str, UserAccount],
+        settings: CopierSettings,
+        kill_switch: KillSwitch,
+        *,
+        stop: threading.Event,
+        observer: CopyObserver | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ledger = ledger
+        self._users = dict(users)
+        self._stop = stop
+        self._clock = clock
+        self._snapshots = {
+            user_id: AccountSnapshots(
+                account.broker,
+                equity_asset=settings.equity_asset,
+                ttl_s=settings.snapshot_ttl_s,
+            )
+            for user_id, account in self._users.items()
+        }
+        run_started_at = clock()
+        outcomes = CopyOutcomes(ledger, self._snapshots, observer=observer, clock=clock)
+        gates = CopyGates(kill_switch, settings, clock)
+        earlier_run = EarlierRunOrders(ledger)
+        self._placer = CopyPlacer(
+            ledger, settings, self._snapshots, gates, earlier_run, outcomes,
+            stop=stop, run_started_at=run_started_at,
+        )  # fmt: skip
+        self._resolver = InFlightResolver(
+            ledger, settings, gates, earlier_run, self._placer, outcomes
+        )
+        self._canceller = CopyCanceller(ledger, self._snapshots, outcomes)
+        self._lock = threading.Lock()
+        self._running: set[str] = set()  # users whose lane is working
+        self._dirty: set[str] = set()  # users with work added since their lane last looked
+        self._wakeups: dict[str, threading.Event] = {u: threading.Event() for u in self._users}
+        workers = max(1, min(len(self._users), MAX_POOL_THREADS))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy-lane")
+
+    # ---- scheduling -------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Start (or wake) the lane of every user with pending work in the ledger."""
+        for user_id in self._ledger.users_with_pending_work():
+            if user_id in self._users:
+                self._wake(user_id)
+
+    def _wake(self, user_id: str) -> None:
+        with self._lock:
+            self._dirty.add(user_id)
+            self._wakeups[user_id].set()
+            if user_id in self._running or self._stop.is_set():
+                return
+            self._running.add(user_id)
+        self._pool.submit(self._lane, user_id)
+
+    def in_flight(self) -> int:
+        """Lanes working right now (the daemon's drain waits for 0)."""
+        with self._lock:
+            return len(self._running)
+
+    def refresh_user_snapshots(self) -> None:
+        """Forget every user's equity and balances (after master fills, prices moved...)."""
+        for snapshots in self._snapshots.values():
+            snapshots.invalidate()
+
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        """Stop taking work and wait up to `timeout_s` for lanes; True if all finished."""
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        return self.in_flight() == 0
+
+    def _lane(self, user_id: str) -> None:
+        wakeup = self._wakeups[user_id]
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    self._dirty.discard(user_id)
+                    wakeup.clear()
+                work = self._ledger.pending_copies(user_id)
+                # With nothing to do, refresh what a fill made stale once the fan-out has had
+                # time to finish (not competing with other users' copies), unless new work
+                # comes first. If the refresh fails, the next copy reads them itself.
+                if (
+                    not work
+                    and self._snapshots[user_id].stale()
+                    and (wakeup.wait(REFRESH_AFTER_IDLE_S) or self._refresh_snapshots(user_id))
+                ):
+                    continue
+                if not work:
+                    with self._lock:
+                        if user_id not in self._dirty:
+                            self._running.discard(user_id)
+                            return
+                    continue
+                copy = work[0]
+                wait_s = (copy.next_attempt_at or 0.0) - self._clock()
+                if wait_s > 0:
+                    # Keeps this user's order (buy before the sell that follows it); other
+                    # users' lanes are unaffected. A kick or the stop ends the wait early.
+                    wakeup.wait(min(wait_s, 1.0))
+                    continue
+                self._process(user_id, copy)
+        except Exception as error:  # a bug must not kill the lane silently
+            log.exception(
+                "copy.lane_crashed",
+                message=f"copy lane of {user_id} stopped on an unexpected error: {error}",
+                user=user_id,
+            )
+        with self._lock:
+            self._running.discard(user_id)
+
+    def _refresh_snapshots(self, user_id: str) -> bool:
+        """With nothing else to do, read again the balances a fill made stale, so the next
+        copy does not wait for them. False if that failed."""
+        try:
+            self._snapshots[user_id].refresh_stale()
+        except Exception as error:  # noqa: BLE001 - the next copy reads them itself
+            log.debug(
+                "copy.snapshot_refresh_failed",
+                message=f"could not refresh {user_id}'s balances: {error}",
+                user=user_id,
+            )
+            return False
+        return True
+
+    # ---- one copy -----------------------------------------------------------------------
+
+    def _process(self, user_id: str, copy: CopyRecord) -> None:
+        account = self._users[user_id]
+        master = self._ledger.master_order(copy.master_txid)
+        try:
+            if copy.state is CopyState.PLACED:
+                self._canceller.cancel(account, master, copy)
+            elif copy.state is CopyState.SUBMITTING:
+                self._resolver.resolve(account, master, copy)
+            else:
+                self._placer.plan_and_send(account, master, copy)
+        except LedgerError as error:
+            # The master's cancel moved this copy on meanwhile (planned -> skipped): the
+            # lane reads the ledger again and carries on from the new state.
+            log.info(
+                "copy.state_moved",
+                message=f"copy of {master.txid} for {user_id} changed underneath: {error}",
+                master_txid=master.txid,
+                user=user_id,
+            )

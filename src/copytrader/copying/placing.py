@@ -1,0 +1,223 @@
+"""Placing one planned copy: a lookup if an earlier run may have sent it, the gates, sizing,
+`submitting` written, then AddOrder and its outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+
+from copytrader.copying.accounts import CopierSettings, UserAccount
+from copytrader.copying.exchange_index import EarlierRunOrders
+from copytrader.copying.gates import CopyGates
+from copytrader.copying.order_request import build_request, copy_prices, limit_price_of, pair_rules
+from copytrader.copying.outcomes import CopyOutcomes, error_text
+from copytrader.copying.snapshots import AccountSnapshots
+from copytrader.domain import Side
+from copytrader.errors import AccountUnusableError, OrderRejectedError
+from copytrader.kraken.models import OrderRequest, PairInfo
+from copytrader.ledger import CopyRecord, Ledger, MasterOrderRecord
+from copytrader.logs import get_logger
+from copytrader.sizing import SizingMode, SizingRequest, Skipped, size_copy
+
+log = get_logger(__name__)
+
+# Public ticker prices (market orders' reference price) are shared by all users this long.
+TICKER_TTL_S = 2.0
+# A planned copy whose balance reads failed is sized again after this long.
+PLANNED_RETRY_S = 2.0
+# Copies of master orders opened before this run started (plus this margin for the difference
+# between Kraken's clock and ours) are checked against the exchange before being sent, in case
+# an earlier run sent them.
+CLOCK_SKEW_S = 5.0
+
+
+class CopyPlacer:
+    """Sizes and sends copies (each user's through that user's broker)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: CopierSettings,
+        snapshots: Mapping[str, AccountSnapshots],
+        gates: CopyGates,
+        earlier_run: EarlierRunOrders,
+        outcomes: CopyOutcomes,
+        *,
+        stop: threading.Event,
+        run_started_at: float,
+    ) -> None:
+        self._ledger = ledger
+        self._settings = settings
+        self._snapshots = snapshots
+        self._gates = gates
+        self._earlier_run = earlier_run
+        self._outcomes = outcomes
+        self._stop = stop
+        self._run_started_at = run_started_at
+        self._lock = threading.Lock()  # guards the ticker cache, shared by all lanes
+        self._tickers: dict[str, tuple[float, Decimal]] = {}
+
+    def plan_and_send(
+        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
+    ) -> None:
+        user_id = account.user_id
+        if (
+            master.first_seen_at < self._run_started_at
+            or master.opentm < self._run_started_at + CLOCK_SKEW_S
+        ):
+            # An earlier run saw this master order, or could have (it is older than this run):
+            # it may have sent this copy and lost the record of it (a crash right after
+            # AddOrder; a power cut can undo the ledger's last writes).
+            try:
+                found = self._earlier_run.find(account, master, copy)
+            except AccountUnusableError as error:
+                self._outcomes.fail(master, copy, error_text(error))
+                return
+            except Exception as error:  # noqa: BLE001 - any failure: try again later
+                self._retry_planned_later(master, copy, error)
+                return
+            if found is not None:
+                sub = self._ledger.mark_submitting(
+                    master.txid, user_id, volume=found.volume, price=found.price,
+                    price2=found.price2,
+                )  # fmt: skip
+                self._outcomes.placed(master, sub, found.txid, resolved=True)
+                return
+        gate = self._gates.reason_not_to_send(master)
+        if gate:
+            self._outcomes.skip(master, copy, gate)
+            return
+        try:
+            request_or_skip = self._size(account, master, copy)
+        except (AccountUnusableError, OrderRejectedError) as error:  # e.g. unknown pair
+            self._outcomes.fail(master, copy, error_text(error))
+            return
+        except Exception as error:  # noqa: BLE001 - balance reads failed: try again later
+            self._retry_planned_later(master, copy, error)
+            return
+        if isinstance(request_or_skip, Skipped):
+            self._outcomes.skip(master, copy, request_or_skip.reason)
+            return
+        request, notes = request_or_skip
+        sub = self._ledger.mark_submitting(
+            master.txid, user_id, volume=request.volume, price=request.price,
+            price2=request.price2,
+        )  # fmt: skip
+        self.send(account, master, sub, request, notes)
+
+    def _retry_planned_later(
+        self, master: MasterOrderRecord, copy: CopyRecord, error: BaseException
+    ) -> None:
+        # Nothing was sent, so the row stays `planned` (a restart sizes it afresh) and the
+        # lane waits here; the gates (kill switch, cancel, signal age) still end it.
+        log.warning(
+            "copy.retry",
+            message=f"copy of {master.txid} for {copy.user_id} waits: {error_text(error)}",
+            master_txid=master.txid,
+            user=copy.user_id,
+            error=error_text(error),
+        )
+        self._stop.wait(PLANNED_RETRY_S)
+
+    def _size(
+        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
+    ) -> tuple[OrderRequest, tuple[str, ...]] | Skipped:
+        if master.order_type is None:
+            return Skipped("order type is not copied")
+        info = account.broker.pair(master.pair)
+        rules = pair_rules(info)
+        snapshots = self._snapshots[account.user_id]
+        mode = self._settings.sizing_mode
+        sizing = account.sizing
+        side = master.side
+        reference = limit_price_of(master) or self._ticker_price(account, info, side)
+        need_equity = (mode is SizingMode.EQUITY_RATIO and side is Side.BUY) or (
+            sizing.max_order_fraction is not None
+        )
+        user_equity = snapshots.equity() if need_equity else None
+        holding: Decimal | None = None
+        available: Decimal | None = None
+        if side is Side.SELL:
+            balance = snapshots.balances().get(info.base)
+            holding = balance.balance if balance else Decimal(0)
+            available = balance.available if balance else Decimal(0)
+        result = size_copy(
+            SizingRequest(
+                mode=mode,
+                side=side,
+                master_volume=master.volume,
+                reference_price=reference,
+                rules=rules,
+                multiplier=sizing.multiplier,
+                fixed_notional=sizing.fixed_notional,
+                master_equity=master.master_equity,
+                user_equity=user_equity,
+                master_base_before=master.master_base_before,
+                user_base_holding=holding,
+                user_base_available=available,
+                max_order_fraction=sizing.max_order_fraction,
+                max_notional=sizing.max_notional,
+                round_up_to_minimum=sizing.round_up_to_minimum,
+            )
+        )
+        if isinstance(result, Skipped):
+            return result
+        price, price2 = copy_prices(master, info.tick_size)
+        request = build_request(
+            master, copy.cl_ord_id, result.volume, price, price2, validate=self._settings.dry_run
+        )
+        return request, result.notes
+
+    def _ticker_price(self, account: UserAccount, info: PairInfo, side: Side) -> Decimal | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._tickers.get(info.pair_id)
+        if cached is not None and now - cached[0] < TICKER_TTL_S:
+            return cached[1]
+        ticker = account.broker.ticker(info.pair_id)
+        price = ticker.ask if side is Side.BUY else ticker.bid
+        price = price if price > 0 else ticker.last
+        if price <= 0:
+            return None
+        with self._lock:
+            self._tickers[info.pair_id] = (now, price)
+        return price
+
+    def request_from_row(self, master: MasterOrderRecord, copy: CopyRecord) -> OrderRequest:
+        """The same AddOrder again, from what was written before the first attempt."""
+        assert copy.volume is not None  # written with `submitting`, before the first attempt
+        return build_request(
+            master, copy.cl_ord_id, copy.volume, copy.price, copy.price2,
+            validate=self._settings.dry_run,
+        )  # fmt: skip
+
+    def send(
+        self,
+        account: UserAccount,
+        master: MasterOrderRecord,
+        copy: CopyRecord,
+        request: OrderRequest,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        try:
+            result = account.broker.add_order(request)
+        except (OrderRejectedError, AccountUnusableError) as error:
+            if isinstance(error, OrderRejectedError) and any(
+                "Duplicate cl_ord_id" in text for text in error.errors
+            ):
+                # An open order already carries this copy's id: it landed earlier.
+                self._outcomes.schedule_retry(master, copy, error, immediate=True)
+                return
+            self._outcomes.fail(master, copy, error_text(error))
+            return
+        except Exception as error:  # noqa: BLE001 - outcome unknown or transient: look it up
+            self._outcomes.schedule_retry(master, copy, error)
+            return
+        if request.validate:
+            why = f"dry run: validated by Kraken ({result.description})"
+            self._outcomes.skip(master, copy, why, event="copy.validated")
+            return
+        txid = result.txids[0] if result.txids else None
+        self._outcomes.placed(master, copy, txid, resolved=result.resolved_by_lookup, notes=notes)

@@ -1,0 +1,86 @@
+"""Resolving a copy left `submitting` (by a crash, a lost reply, a transient error): Kraken is
+asked for its `cl_ord_id` first; found -> `placed`; not found -> sent again (same cl_ord_id,
+same volume) while the signal still stands, else abandoned."""
+
+from __future__ import annotations
+
+from copytrader.copying.accounts import CopierSettings, UserAccount
+from copytrader.copying.exchange_index import EarlierRunOrders
+from copytrader.copying.gates import CopyGates
+from copytrader.copying.outcomes import CopyOutcomes
+from copytrader.copying.placing import CopyPlacer
+from copytrader.ledger import CopyRecord, CopyState, Ledger, MasterOrderRecord
+from copytrader.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class InFlightResolver:
+    """Settles copies whose AddOrder may or may not have landed."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: CopierSettings,
+        gates: CopyGates,
+        earlier_run: EarlierRunOrders,
+        placer: CopyPlacer,
+        outcomes: CopyOutcomes,
+    ) -> None:
+        self._ledger = ledger
+        self._settings = settings
+        self._gates = gates
+        self._earlier_run = earlier_run
+        self._placer = placer
+        self._outcomes = outcomes
+
+    def resolve(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
+        """A copy whose AddOrder may or may not have landed: ask Kraken before anything else."""
+        try:
+            if copy.written_by_run != self._ledger.run_id:
+                found = self._earlier_run.find(account, master, copy)  # left by a crash
+            else:
+                found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
+        except Exception as error:  # noqa: BLE001 - cannot tell yet: try again later
+            self._outcomes.schedule_retry(master, copy, error)
+            return
+        if found is not None:
+            self._outcomes.placed(master, copy, found.txid, resolved=True)
+            return
+        gate = self._gates.reason_not_to_send(master)
+        if gate:
+            self._abandon(master, copy, gate, state=CopyState.SKIPPED)
+            return
+        if copy.attempts >= self._settings.max_attempts:
+            self._abandon(
+                master, copy, f"not on Kraken after {copy.attempts} attempts ({copy.error})",
+                state=CopyState.FAILED,
+            )  # fmt: skip
+            return
+        assert copy.volume is not None  # written with the state, before the first attempt
+        log.info(
+            "copy.resend",
+            message=(
+                f"copy of {master.txid} for {copy.user_id} is not on Kraken after an "
+                "interrupted attempt; sending it again with the same cl_ord_id"
+            ),
+            master_txid=master.txid,
+            user=copy.user_id,
+            cl_ord_id=copy.cl_ord_id,
+            attempt=copy.attempts + 1,
+        )
+        sub = self._ledger.mark_submitting(
+            master.txid, copy.user_id, volume=copy.volume, price=copy.price, price2=copy.price2
+        )
+        self._placer.send(account, master, sub, self._placer.request_from_row(master, sub))
+
+    def _abandon(
+        self, master: MasterOrderRecord, copy: CopyRecord, why: str, *, state: CopyState
+    ) -> None:
+        """Give up on a copy whose sending was interrupted and that Kraken does not have:
+        nothing was placed, and it is no longer right (or possible) to send it."""
+        reason = f"abandoned: {why}"
+        if state is CopyState.FAILED:
+            self._outcomes.fail(master, copy, reason)
+        else:
+            self._outcomes.skip(master, copy, reason)
