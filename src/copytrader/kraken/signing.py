@@ -6,7 +6,8 @@ plain str attribute and signs with `_sign()`. We subclass it to:
   (`nonce_source` is set by the broker inside `NonceStore.locked()` and reset after);
 - hold the decoded secret in an object whose repr is `<SECRET>` (a debugger, a rich traceback
   with locals or a stray `vars(api)` shows nothing), and sign with it;
-- point `uri` at the configured base URL (Kraken or the simulator).
+- point `uri` at the configured base URL (Kraken or the simulator);
+- read the environment's HTTP settings once, not on every call (`pin_environment`).
 The object is not thread-safe (krakenex keeps the last `response` on it); the account lock
 serializes its use.
 """
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import krakenex
+import requests
 
 from copytrader.kraken.credentials import SECRET_MASK, ApiCredentials, key_hint
 
@@ -51,6 +53,26 @@ def _no_nonce_outside_the_lock() -> int:
     raise RuntimeError("a private call must take its nonce inside the account's lock")
 
 
+def pin_environment(session: requests.Session, url: str) -> None:
+    """Take the environment's proxy and CA-bundle settings for `url` once; stop reading it per call.
+
+    With `trust_env` (requests' default) every request scans the whole environment (proxies,
+    NO_PROXY, CA bundles) and looks for a ~/.netrc. The daemon's environment holds two
+    credential variables per user, so with 100 users that scan was about half of a call's CPU.
+    Here `merge_environment_settings` resolves the same settings once for our one base URL
+    (HTTPS_PROXY/HTTP_PROXY/ALL_PROXY with NO_PROXY applied to this host, REQUESTS_CA_BUNDLE or
+    CURL_CA_BUNDLE), so an operator's proxy still works; changing them needs a restart, like
+    every other setting. It is requests (via urllib.request.getproxies) that reads os.environ
+    here, not our code: config.py stays the only module of ours that does. Not kept: netrc
+    credentials, which requests would send as HTTP Basic auth; Kraken authenticates by the
+    API-Key/API-Sign headers alone, so there is nothing to send.
+    """
+    settings = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies = dict(settings["proxies"] or {})
+    session.verify = settings["verify"]
+    session.trust_env = False
+
+
 def sign(secret: bytes, urlpath: str, data: Mapping[str, Any]) -> str:
     """Kraken's API-Sign: base64(HMAC-SHA512(secret, path + SHA256(nonce + urlencoded body)))."""
     postdata = urllib.parse.urlencode(data)
@@ -68,6 +90,7 @@ class SigningApi(krakenex.API):  # type: ignore[misc]  # krakenex ships no type 
         self.secret = credentials.secret
         self._secret = _SecretBytes(secret)
         self.uri = uri.rstrip("/")
+        pin_environment(self.session, self.uri)
         self.nonce_source: Callable[[], int] = _no_nonce_outside_the_lock
 
     def __repr__(self) -> str:
@@ -84,4 +107,5 @@ def public_api(uri: str) -> krakenex.API:
     """A key-less krakenex.API for public endpoints at this base URL."""
     api = krakenex.API()
     api.uri = uri.rstrip("/")
+    pin_environment(api.session, api.uri)
     return api
