@@ -173,6 +173,35 @@ def test_deleted_file_with_clock_behind_resumes_above_the_ceiling(tmp_path: Path
     assert logs[0]["account"] == "USER:ann"
 
 
+def test_reboot_with_a_stale_main_file_resumes_above_the_ceiling(tmp_path: Path) -> None:
+    """After a reboot the main file (not fsync'd) may be stale; nonces resume above the ceiling."""
+    clock = SteppingClock(1_700_000_000_000)
+    before = NonceStore("USER:ann", tmp_path, clock_ms=clock, boot_id="boot-1")
+    stale = take(before)[0]
+    clock.now_ms += 5_000
+    issued = take(before, 3)
+    # A power cut lost the page cache: the main file is back to an older value, the clock behind.
+    before.path.write_text(f"{stale}\n")
+    clock.now_ms -= 600_000
+    after_reboot = NonceStore("USER:ann", tmp_path, clock_ms=clock, boot_id="boot-2")
+    with capture_logs() as logs:
+        (after,) = take(after_reboot)
+    assert after > issued[-1]
+    assert after <= issued[-1] + CEILING_MARGIN_MS + 1
+    assert [entry["event"] for entry in logs] == ["nonce.boot_check"]
+    # Within one boot the main file is trusted as it is: no second check, no further jump.
+    assert take(after_reboot) == [after + 1]
+
+
+def test_same_boot_continues_from_the_main_file(tmp_path: Path) -> None:
+    """A restart within the same boot (kill -9, redeploy) continues at last + 1, no jump."""
+    clock = SteppingClock(1_700_000_000_000)
+    issued = take(NonceStore("USER:ann", tmp_path, clock_ms=clock, boot_id="boot-1"), 3)
+    clock.now_ms -= 600_000
+    restarted = NonceStore("USER:ann", tmp_path, clock_ms=clock, boot_id="boot-1")
+    assert take(restarted) == [issued[-1] + 1]
+
+
 @pytest.mark.parametrize(
     "content",
     [b"", b"\n", b"garbage", b"12abc", b"-5", b"0", str(2**64).encode(), b"\x00\xff\x10", b"1 2"],
