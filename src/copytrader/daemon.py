@@ -166,6 +166,15 @@ class CopyDaemon:
             sizing=copy_settings.sizing.value,
         )
         accounts = self.connect()
+        if self._stop.event.is_set():
+            # Stopped while connecting: nothing was read or sent yet, so there is nothing to drain.
+            log.info(
+                "daemon.stopped",
+                message=f"stopped ({self._stop.reason}) while connecting; nothing was in flight",
+                drained=True,
+                reason=self._stop.reason,
+            )
+            return EXIT_OK
         if accounts.master is None:
             log.error(
                 "daemon.master_unavailable",
