@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.bench_broker [--calls 2000] [--kills 40] [--quick]
 
 Prints tables:
-1. nonce generation: NonceStore (default: OS file lock, write + rename) vs. with an fsync per
+1. nonce generation: NonceStore (default: OS file lock, in-place write) vs. with an fsync per
    nonce (the old default) vs. a bare lock+counter;
 2. one private call on loopback against the simulator: raw krakenex (with an in-memory
    max(now_ms, last+1) nonce, the least any multi-call client needs) vs. KrakenBroker;
@@ -100,7 +100,7 @@ def bench_nonces(count: int) -> None:
             with durable.locked():
                 return None
 
-        print(row("NonceStore: locks + write + rename (default)", timed(take(fast), count)))
+        print(row("NonceStore: locks + in-place write (default)", timed(take(fast), count)))
         print(row("NonceStore: locks + fsync'd write (old default)", timed(take(durable), count)))
         print(row("NonceStore: thread + OS file lock only", timed(lock_only, count)))
         print(row("bare threading.Lock + counter (no file)", timed(bare, count)))

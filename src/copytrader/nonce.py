@@ -7,13 +7,13 @@ Files, in the data folder, for account id `USER:daivon_frazier`:
 
     kraken_nonce_user_daivon_frazier.txt          the last nonce handed out (one decimal integer)
     kraken_nonce_user_daivon_frazier.txt.lock     the OS lock (filelock); never holds data
-    kraken_nonce_user_daivon_frazier.txt.tmp      the next value while it is being written
+    kraken_nonce_user_daivon_frazier.txt.tmp      the next value while it is written (fsync mode)
     kraken_nonce_user_daivon_frazier.txt.ceiling  a value above every nonce ever handed out
     kraken_nonce_user_daivon_frazier.txt.boot     the boot the main file is current for
 
 Rules:
-- next nonce = max(now_ms, last + 1); it is written (temp file, os.replace) BEFORE it is
-  returned, so a nonce that may have been sent is always in the file, as every later reader (any
+- next nonce = max(now_ms, last + 1); it is written (in place, `_overwrite_in_place`) BEFORE it
+  is returned, so a nonce that may have been sent is always in the file, as every later reader (any
   thread or process, under the lock) sees it.
 - The thread lock and the OS file lock are held for the whole `locked()` block: the broker takes
   the nonce and waits for the reply inside it, so one key's requests reach Kraken in nonce order.
@@ -191,6 +191,26 @@ def _write_durably(path: Path, value: int, *, sync_dir: bool) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _overwrite_in_place(path: Path, value: int) -> None:
+    """Write `value` over the file's start in one write(), then cut off any longer old text.
+
+    Cheaper than temp file + rename (on ext4 a rename over a file forces its blocks to be
+    allocated, about 0.3 ms). Readers hold the lock, so they never see a half-done write. A
+    kill -9 cannot split one small write() (it lands in the page cache whole or not at all);
+    one between write() and ftruncate() (only when the old text was longer, i.e. it was
+    corrupt) leaves unparsable text, which recovery handles via the ceiling. A power cut is
+    covered by the ceiling and the boot check (module docstring).
+    """
+    data = f"{value}\n".encode("ascii")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, data, 0)
+        if os.fstat(fd).st_size > len(data):
+            os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 class NonceStore:
@@ -381,10 +401,7 @@ class NonceStore:
         if self._fsync_each_nonce:
             _write_durably(path, value, sync_dir=False)
         else:
-            # Atomic for every reader and for kill -9 at any instant; see the module docstring
-            # for why a power cut is covered by the ceiling and the boot check instead of fsync.
-            self._tmp_path.write_text(f"{value}\n", encoding="ascii")
-            os.replace(self._tmp_path, path)
+            _overwrite_in_place(path, value)
 
     def _read_last(self) -> int:
         text = _read_text(self.path)
