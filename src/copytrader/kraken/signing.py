@@ -49,6 +49,9 @@ class _KeyStr(str):
         return repr(key_hint(str.__str__(self)))
 
 
+_FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
 def _no_nonce_outside_the_lock() -> int:
     raise RuntimeError("a private call must take its nonce inside the account's lock")
 
@@ -75,8 +78,12 @@ def pin_environment(session: requests.Session, url: str) -> None:
 
 def sign(secret: bytes, urlpath: str, data: Mapping[str, Any]) -> str:
     """Kraken's API-Sign: base64(HMAC-SHA512(secret, path + SHA256(nonce + urlencoded body)))."""
-    postdata = urllib.parse.urlencode(data)
-    digest = hashlib.sha256((str(data["nonce"]) + postdata).encode()).digest()
+    return sign_body(secret, urlpath, str(data["nonce"]), urllib.parse.urlencode(data))
+
+
+def sign_body(secret: bytes, urlpath: str, nonce: str, body: str) -> str:
+    """API-Sign of an already encoded form body (the exact bytes that are sent)."""
+    digest = hashlib.sha256((nonce + body).encode()).digest()
     mac = hmac.new(secret, urlpath.encode() + digest, hashlib.sha512)
     return base64.b64encode(mac.digest()).decode()
 
@@ -98,6 +105,34 @@ class SigningApi(krakenex.API):  # type: ignore[misc]  # krakenex ships no type 
 
     def _nonce(self) -> int:
         return self.nonce_source()
+
+    def query_private(
+        self, method: str, data: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """krakenex's query_private, sending the body it signed as an encoded string.
+
+        Same request as krakenex's (form body with the nonce, API-Key, API-Sign, POST to
+        /0/private/<method>), but the body is urlencoded once, signed, and handed to requests
+        as a string: given a dict, requests re-encodes it and checks it against runtime
+        Protocols (slow isinstance calls), a noticeable part of a call's CPU. A string body
+        gets no Content-Type from requests, so the form type is set here.
+        """
+        if data is None:
+            data = {}
+        data["nonce"] = self._nonce()
+        urlpath = f"/{self.apiversion}/private/{method}"
+        body = urllib.parse.urlencode(data)
+        headers = {
+            "API-Key": self.key,
+            "API-Sign": sign_body(self._secret.value, urlpath, str(data["nonce"]), body),
+            "Content-Type": _FORM_CONTENT_TYPE,
+        }
+        self.response = self.session.post(
+            self.uri + urlpath, data=body, headers=headers, timeout=timeout
+        )
+        if self.response.status_code not in (200, 201, 202):
+            self.response.raise_for_status()
+        return self.response.json(**self._json_options)
 
     def _sign(self, data: Mapping[str, Any], urlpath: str) -> str:
         return sign(self._secret.value, urlpath, data)
