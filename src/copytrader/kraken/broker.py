@@ -155,13 +155,7 @@ class KrakenBroker:
             try:
                 reply = self._api.query_private(method, data, timeout=self.timeout_s)
             except (requests.RequestException, ValueError) as exc:
-                raise error_from_transport(
-                    exc,
-                    account=self.account_id,
-                    method=method,
-                    is_write=is_write,
-                    timeout_s=self.timeout_s,
-                ) from exc
+                raise self._transport_error(exc, method, is_write=is_write) from exc
             finally:
                 self._api.nonce_source = _nonce_outside_lock
             try:
@@ -175,6 +169,14 @@ class KrakenBroker:
                 raise
             self._nonce_rejections = 0
         return result
+
+    def _transport_error(
+        self, exc: requests.RequestException | ValueError, method: str, *, is_write: bool
+    ) -> KrakenError:
+        """A failed HTTP exchange as the exception tree says (a write's lost reply: unknown)."""
+        return error_from_transport(
+            exc, account=self.account_id, method=method, is_write=is_write, timeout_s=self.timeout_s
+        )
 
     def _jump_after_rejection(self, method: str) -> None:
         """Count a rejection and jump by the next step (called with the account lock held)."""
@@ -296,28 +298,25 @@ class KrakenBroker:
 
         return before_sleep
 
-    def _read(self, method: str, params: Mapping[str, str] | None = None) -> Any:
-        """A private read with backoff retries on transient errors."""
-        retrying = transient_retrying(
+    def _read_retrying(self, method: str) -> tenacity.Retrying:
+        """The read policy (private and public): jittered backoff, bounded in tries and time."""
+        return transient_retrying(
             attempts=READ_ATTEMPTS,
             total_s=READ_TOTAL_S,
             waits=self.retry_waits,
             before_sleep=self.log_retry(method),
         )
-        for attempt in retrying:
+
+    def _read(self, method: str, params: Mapping[str, str] | None = None) -> Any:
+        """A private read with backoff retries on transient errors."""
+        for attempt in self._read_retrying(method):
             with attempt:
                 return self._private(method, params or {})
         raise AssertionError("unreachable")  # tenacity re-raises once the policy gives up
 
     def _public(self, method: str, params: Mapping[str, str] | None = None) -> Any:
         """A public call (separate API object and lock: it never waits for the nonce lock)."""
-        retrying = transient_retrying(
-            attempts=READ_ATTEMPTS,
-            total_s=READ_TOTAL_S,
-            waits=self.retry_waits,
-            before_sleep=self.log_retry(method),
-        )
-        for attempt in retrying:
+        for attempt in self._read_retrying(method):
             with attempt:
                 with self._public_lock:
                     try:
@@ -325,13 +324,7 @@ class KrakenBroker:
                             method, dict(params or {}), timeout=self.timeout_s
                         )
                     except (requests.RequestException, ValueError) as exc:
-                        raise error_from_transport(
-                            exc,
-                            account=self.account_id,
-                            method=method,
-                            is_write=False,
-                            timeout_s=self.timeout_s,
-                        ) from exc
+                        raise self._transport_error(exc, method, is_write=False) from exc
                 return self._result(reply, method)
         raise AssertionError("unreachable")
 

@@ -37,6 +37,8 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import tenacity
+
 from copytrader.domain import OrderStatus
 from copytrader.errors import (
     KrakenError,
@@ -76,6 +78,17 @@ def is_uncertain(error: KrakenError) -> bool:
     )
 
 
+def _write_retrying(broker: KrakenBroker, method: str) -> tenacity.Retrying:
+    """The write policy: bounded tries and time; each try after a failure looks the order up."""
+    return transient_retrying(
+        attempts=WRITE_ATTEMPTS,
+        total_s=WRITE_TOTAL_S,
+        waits=broker.retry_waits,
+        before_sleep=broker.log_retry(method),
+        retry_on=_RETRYABLE,
+    )
+
+
 def add_order(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
     if request.cl_ord_id is None and request.userref is None:
         request = replace(request, cl_ord_id=new_cl_ord_id())
@@ -83,13 +96,7 @@ def add_order(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
     if cl_ord_id is None:
         return _send_add(broker, request)
     failure: KrakenError | None = None
-    retrying = transient_retrying(
-        attempts=WRITE_ATTEMPTS,
-        total_s=WRITE_TOTAL_S,
-        waits=broker.retry_waits,
-        before_sleep=broker.log_retry("AddOrder"),
-        retry_on=_RETRYABLE,
-    )
+    retrying = _write_retrying(broker, "AddOrder")
     try:
         for attempt in retrying:
             with attempt:
@@ -210,13 +217,7 @@ def cancel_order(broker: KrakenBroker, *, txid: str | None, cl_ord_id: str | Non
         return 1 if order.status is OrderStatus.CANCELED else 0
 
     failure: KrakenError | None = None
-    retrying = transient_retrying(
-        attempts=WRITE_ATTEMPTS,
-        total_s=WRITE_TOTAL_S,
-        waits=broker.retry_waits,
-        before_sleep=broker.log_retry("CancelOrder"),
-        retry_on=_RETRYABLE,
-    )
+    retrying = _write_retrying(broker, "CancelOrder")
     try:
         for attempt in retrying:
             with attempt:
