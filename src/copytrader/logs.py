@@ -203,12 +203,16 @@ def configure_logging(
 
     renderer: Processor
     tail: list[Processor]
+    # Tracebacks become plain text before `redact` sees the event, in both formats: a renderer
+    # that formats them itself (the console one, with `rich` installed) would print each frame's
+    # local variables — a signed request's headers among them — after redaction.
+    tail = [structlog.processors.format_exc_info]
     if chosen == "json":
-        tail = [structlog.processors.format_exc_info]
         renderer = structlog.processors.JSONRenderer(default=str)
     else:
-        tail = []
-        renderer = structlog.dev.ConsoleRenderer(colors=_colors_ok(out))
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=_colors_ok(out), exception_formatter=structlog.dev.plain_traceback
+        )
 
     statics: list[Processor] = []
     if static_fields:
