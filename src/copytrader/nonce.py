@@ -274,7 +274,9 @@ class NonceStore:
                 raise self._lock_timeout_error("another process") from exc
             locks.owner = me
             try:
-                if locks.checked_boot != self._boot_id:
+                # A store that fsyncs every nonce needs no boot check, so it must not mark the
+                # boot as checked for the other stores of this file in the process either.
+                if not self._fsync_each_nonce and locks.checked_boot != self._boot_id:
                     self._check_boot_locked()
                     locks.checked_boot = self._boot_id
                 yield self._next_nonce_locked
