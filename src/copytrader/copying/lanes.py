@@ -42,7 +42,8 @@ from copytrader.logs import get_logger
 
 log = get_logger(__name__)
 
-# A lane with nothing to do waits this long before re-reading balances a fill made stale.
+# A lane with nothing to do re-reads the balances a fill made stale once every other lane is
+# idle too (the fan-out is over), or after this long at most.
 REFRESH_AFTER_IDLE_S = 0.5
 # The pool has one thread per user (a lane uses one at a time), capped.
 MAX_POOL_THREADS = 256
@@ -89,6 +90,7 @@ class Copier:
         self._lock = threading.Lock()
         self._running: set[str] = set()  # users whose lane is working
         self._dirty: set[str] = set()  # users with work added since their lane last looked
+        self._waiting: set[str] = set()  # running lanes idle, waiting to refresh balances
         self._wakeups: dict[str, threading.Event] = {u: threading.Event() for u in self._users}
         workers = max(1, min(len(self._users), MAX_POOL_THREADS))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy-lane")
@@ -136,19 +138,23 @@ class Copier:
                     self._dirty.discard(user_id)
                     wakeup.clear()
                 work = self._ledger.pending_copies(user_id)
-                # With nothing to do, refresh what a fill made stale once the fan-out has had
-                # time to finish (not competing with other users' copies), unless new work
-                # comes first. If the refresh fails, the next copy reads them itself.
+                # With nothing to do, refresh what a fill made stale once the fan-out is over
+                # (not competing with other users' copies), unless new work comes first. If
+                # the refresh fails, the next copy reads them itself.
                 if (
                     not work
                     and self._snapshots[user_id].stale()
-                    and (wakeup.wait(REFRESH_AFTER_IDLE_S) or self._refresh_snapshots(user_id))
+                    and (
+                        self._wait_for_quiet(user_id, wakeup)
+                        or self._refresh_snapshots(user_id)
+                    )
                 ):
                     continue
                 if not work:
                     with self._lock:
                         if user_id not in self._dirty:
                             self._running.discard(user_id)
+                            self._release_if_quiet()
                             return
                     continue
                 copy = work[0]
@@ -167,6 +173,38 @@ class Copier:
             )
         with self._lock:
             self._running.discard(user_id)
+            self._release_if_quiet()
+
+    def _wait_for_quiet(self, user_id: str, wakeup: threading.Event) -> bool:
+        """Wait until every running lane is idle like this one (the fan-out is over) or
+        REFRESH_AFTER_IDLE_S passed; True if new work for this user (or the stop) came first.
+
+        Waiters are woken once, when the last busy lane goes idle, not at every change (a
+        hundred lanes waking each other would cost more than the refresh saves)."""
+        deadline = time.monotonic() + REFRESH_AFTER_IDLE_S
+        with self._lock:
+            self._waiting.add(user_id)
+            self._release_if_quiet()
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left > 0:
+                    wakeup.wait(left)
+                with self._lock:
+                    if user_id in self._dirty or self._stop.is_set():
+                        return True
+                    if left <= 0 or self._running <= self._waiting:
+                        return False
+                    wakeup.clear()  # not for us: `_dirty` says whether work came
+        finally:
+            with self._lock:
+                self._waiting.discard(user_id)
+
+    def _release_if_quiet(self) -> None:
+        """Wake the waiting lanes if no other lane is busy (the caller holds `_lock`)."""
+        if self._waiting and self._running <= self._waiting:
+            for waiting in self._waiting:
+                self._wakeups[waiting].set()
 
     def _refresh_snapshots(self, user_id: str) -> bool:
         """With nothing else to do, read again the balances a fill made stale, so the next

@@ -138,6 +138,12 @@ class CopyStateMachine(LedgerStore):
     def claim_summary(self, master_txid: str) -> CopySummary | None:
         """Once every copy of the master order is terminal, return its summary exactly once
         (to whichever thread asks first); None before that and after."""
+        # Every copy's outcome asks, but only the last one can claim: a read (this thread's
+        # own connection, no writer round trip) answers the others. It runs after the
+        # caller's own outcome was committed, so the last copy to finish always sees all
+        # copies finished; the write below checks again and claims exactly once.
+        if not self._summary_due(master_txid):
+            return None
 
         def _op(db: sqlite3.Connection) -> tuple[float, list[CopyRecord]] | None:
             row = first_row(
@@ -166,3 +172,16 @@ class CopyStateMachine(LedgerStore):
             return None
         first_seen_at, copies = claimed
         return CopySummary.of(master_txid, first_seen_at, copies)
+
+    def _summary_due(self, master_txid: str) -> bool:
+        """Whether every copy of the master order is finished and no summary was claimed."""
+        with self._reading() as db:
+            row = first_row(
+                db.execute(
+                    "SELECT m.summary_logged, (SELECT COUNT(*) FROM copies c"
+                    " WHERE c.master_txid = m.txid AND c.state IN ('planned', 'submitting'))"
+                    " FROM master_orders m WHERE m.txid = ?",
+                    (master_txid,),
+                )
+            )
+        return row is not None and not row[0] and not row[1]
