@@ -128,6 +128,31 @@ def test_order_without_ids_gets_a_client_order_id(broker: KrakenBroker, sim: Sim
     assert len(orders_with(sim, result.cl_ord_id)) == 1
 
 
+def test_unreadable_add_order_reply_is_resolved_by_lookup(
+    broker: KrakenBroker, sim: SimProcess
+) -> None:
+    """An AddOrder applied but answered with a body that is not Kraken's envelope is looked
+    up, not sent again: one order with that cl_ord_id."""
+    arm(sim, "AddOrder", "bad_reply")
+    result = broker.add_order(limit_buy("copy-bad"))
+    assert result.resolved_by_lookup
+    assert len(orders_with(sim, "copy-bad")) == 1
+    assert sim_counters(sim)["by_method"]["AddOrder"] == 1
+    assert broker.open_orders()[result.txids[0]].cl_ord_id == "copy-bad"
+
+
+def test_unreadable_cancel_reply_is_resolved_by_lookup(
+    broker: KrakenBroker, sim: SimProcess
+) -> None:
+    """A CancelOrder applied but answered with a body that is not Kraken's envelope is
+    settled by looking the order up."""
+    placed = broker.add_order(limit_buy("cancel-bad"))
+    arm(sim, "CancelOrder", "bad_reply")
+    assert broker.cancel_order(txid=placed.txids[0]) == 1
+    assert sim_counters(sim)["by_method"]["CancelOrder"] == 1
+    assert orders_with(sim, "cancel-bad") == []
+
+
 def test_duplicate_client_order_id_returns_the_existing_order(
     broker: KrakenBroker, sim: SimProcess
 ) -> None:

@@ -149,6 +149,21 @@ def test_drop_reply_applies_the_order_then_hangs_up(
     assert api.query_private("CancelAll", timeout=5)["result"] == {"count": 1}
 
 
+def test_bad_reply_applies_the_order_then_answers_garbage(
+    sim: SimProcess, keys: SimAccounts, api: krakenex.API
+) -> None:
+    """bad_reply places the order and answers HTTP 200 with a JSON body that is not Kraken's
+    {"error", "result"} envelope."""
+    sim.control("fault", {"endpoint": "AddOrder", "kind": "bad_reply"})
+    reply = api.query_private("AddOrder", {**LIMIT, "cl_ord_id": "f-bad"}, timeout=5)
+    assert reply == {"unexpected": True}
+    placed = [o for o in _open_orders(sim, keys).values() if o["cl_ord_id"] == "f-bad"]
+    assert len(placed) == 1
+    logged = sim.control(f"requests?key={keys.faults.key}")["requests"]
+    assert [entry["fault"] for entry in logged if entry["method"] == "AddOrder"][-1] == "bad_reply"
+    assert api.query_private("CancelAll", timeout=5)["result"]["count"] >= 1
+
+
 def test_star_fault_hits_public_and_private_until_cleared(
     sim: SimProcess, keys: SimAccounts
 ) -> None:

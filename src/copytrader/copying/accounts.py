@@ -31,6 +31,7 @@ class CopyBroker(Protocol):
     def closed_orders(
         self, *, start: float | None = None, ofs: int = 0, cl_ord_id: str | None = None
     ) -> kraken.ClosedOrdersPage: ...
+    def settle(self, seconds: float) -> None: ...
 
 
 class CopyObserver(Protocol):

@@ -84,7 +84,7 @@ class Copier:
             stop=stop, run_started_at=run_started_at,
         )  # fmt: skip
         self._resolver = InFlightResolver(
-            ledger, settings, gates, earlier_run, self._placer, outcomes
+            ledger, settings, gates, earlier_run, self._placer, outcomes, clock
         )
         self._canceller = CopyCanceller(ledger, self._snapshots, outcomes)
         self._lock = threading.Lock()

@@ -4,11 +4,14 @@ same volume) while the signal still stands, else abandoned."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from copytrader.copying.accounts import CopierSettings, UserAccount
 from copytrader.copying.exchange_index import EarlierRunOrders
 from copytrader.copying.gates import CopyGates
 from copytrader.copying.outcomes import CopyOutcomes
 from copytrader.copying.placing import CopyPlacer
+from copytrader.kraken.retry import OUTCOME_SETTLE_S
 from copytrader.ledger import CopyRecord, CopyState, Ledger, MasterOrderRecord
 from copytrader.logs import get_logger
 
@@ -26,6 +29,7 @@ class InFlightResolver:
         earlier_run: EarlierRunOrders,
         placer: CopyPlacer,
         outcomes: CopyOutcomes,
+        clock: Callable[[], float],
     ) -> None:
         self._ledger = ledger
         self._settings = settings
@@ -33,6 +37,7 @@ class InFlightResolver:
         self._earlier_run = earlier_run
         self._placer = placer
         self._outcomes = outcomes
+        self._clock = clock
 
     def resolve(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
         """A copy whose AddOrder may or may not have landed: ask Kraken before anything else."""
@@ -40,6 +45,7 @@ class InFlightResolver:
             if copy.written_by_run != self._ledger.run_id:
                 found = self._earlier_run.find(account, master, copy)  # left by a crash
             else:
+                self._settle(account, copy)
                 found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
         except Exception as error:  # noqa: BLE001 - cannot tell yet: try again later
             self._outcomes.schedule_retry(master, copy, error)
@@ -73,6 +79,13 @@ class InFlightResolver:
             master.txid, copy.user_id, volume=copy.volume, price=copy.price, price2=copy.price2
         )
         self._placer.send(account, master, sub, self._placer.request_from_row(master, sub))
+
+    def _settle(self, account: UserAccount, copy: CopyRecord) -> None:
+        """Let the exchange finish the interrupted attempt before looking it up (as add_order
+        does): a lookup too early could miss an order still landing, and a resend double it."""
+        since_attempt = max(0.0, self._clock() - copy.updated_at)
+        if since_attempt < OUTCOME_SETTLE_S:
+            account.broker.settle(OUTCOME_SETTLE_S - since_attempt)
 
     def _abandon(
         self, master: MasterOrderRecord, copy: CopyRecord, why: str, *, state: CopyState

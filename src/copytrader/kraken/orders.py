@@ -24,6 +24,9 @@ applied", but looking up costs one read and removes the need to trust it. `EAPI:
 on any attempt means that attempt was not executed; it is handled one layer down (nonce jump)
 and is safe because every earlier uncertain attempt was already ruled out by a lookup.
 `EOrder:Duplicate cl_ord_id` means the order is already there: we look it up and return it.
+A write answered with something we cannot read (not Kraken's envelope, no result, an error
+string we do not know) may have been applied too: it is OutcomeUnknownError, so the order is
+looked up before anything is sent again.
 
 Every order gets a cl_ord_id (a fresh one if the caller gave neither cl_ord_id nor userref).
 With only a userref an order cannot be identified, so it is sent once and any uncertain failure
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +79,26 @@ def is_uncertain(error: KrakenError) -> bool:
         return True
     return isinstance(error, RetryLaterError) and any(
         has_error(error, text) for text in _UNCLEAR_ANSWERS
+    )
+
+
+def _private_write(
+    broker: KrakenBroker, method: str, params: Mapping[str, str], *, pair: str = ""
+) -> Any:
+    """One write; an answer the error tree cannot classify (an unreadable reply, an unknown
+    error string) says nothing about whether the write happened, so it is an unknown outcome."""
+    try:
+        return broker.private_write(method, params, pair=pair)
+    except KrakenError as exc:
+        if type(exc) is KrakenError:
+            raise _unknown(broker, method, exc) from exc
+        raise
+
+
+def _unknown(broker: KrakenBroker, method: str, exc: Exception) -> OutcomeUnknownError:
+    errors = exc.errors if isinstance(exc, KrakenError) else ()
+    return OutcomeUnknownError(
+        f"{method}: outcome unknown ({exc})", account=broker.account_id, errors=errors
     )
 
 
@@ -126,7 +150,7 @@ def _send_add(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
             broker.log.info("broker.pair_wait", pair=pair, wait_s=round(wait, 3))
             time.sleep(wait)  # the exchange's limit, not a retry delay: kept even in tests
     try:
-        raw = broker.private_write("AddOrder", request.to_params(), pair=pair)
+        raw = _private_write(broker, "AddOrder", request.to_params(), pair=pair)
     except OrderRejectedError as exc:
         if request.cl_ord_id is not None and has_error(exc, DUPLICATE_CL_ORD_ID):
             found = _look_up_added(broker, request.cl_ord_id, exc)
@@ -143,7 +167,7 @@ def _parse_added(broker: KrakenBroker, raw: Any, cl_ord_id: str | None) -> AddOr
         txids = tuple(str(t) for t in raw.get("txid") or ())
         description = str((raw.get("descr") or {}).get("order", ""))
     except AttributeError as exc:
-        raise KrakenError("AddOrder: unexpected reply", account=broker.account_id) from exc
+        raise _unknown(broker, "AddOrder", ValueError("unexpected reply")) from exc
     return AddOrderResult(txids=txids, description=description, cl_ord_id=cl_ord_id)
 
 
@@ -226,11 +250,15 @@ def cancel_order(broker: KrakenBroker, *, txid: str | None, cl_ord_id: str | Non
                     if count is not None:
                         return count
                 try:
-                    raw = broker.private_write("CancelOrder", params)
+                    raw = _private_write(broker, "CancelOrder", params)
+                    try:
+                        return int(raw.get("count", 0))
+                    except (AttributeError, TypeError, ValueError) as exc:
+                        unreadable = ValueError("unexpected reply")
+                        raise _unknown(broker, "CancelOrder", unreadable) from exc
                 except _RETRYABLE as exc:
                     failure = exc
                     raise
-                return int(raw.get("count", 0))
     except _RETRYABLE as exc:
         if is_uncertain(exc):
             count = settled(exc)

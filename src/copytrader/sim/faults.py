@@ -25,6 +25,7 @@ class FaultKind(enum.Enum):
     HANG = "hang"  # no reply ever; not applied
     DROP_REPLY = "drop_reply"  # applied, then the connection is closed with no reply
     INTERNAL = "internal"  # EGeneral:Internal error, not applied
+    BAD_REPLY = "bad_reply"  # applied, then HTTP 200 with a body that is not Kraken's envelope
 
 
 # Faults that happen "in front of" Kraken: the request never reaches authentication, so its

@@ -226,9 +226,12 @@ async def _handle_private(request: web.Request) -> web.Response:
 
 
 def _reply(request: web.Request, fault: Fault | None, response: web.Response) -> web.Response:
-    """The answer, unless a drop_reply fault eats it (whatever the outcome was)."""
+    """The answer, unless a drop_reply fault eats it or a bad_reply fault garbles it (whatever
+    the outcome was)."""
     if fault is not None and fault.kind is FaultKind.DROP_REPLY:
         return _drop_connection(request)
+    if fault is not None and fault.kind is FaultKind.BAD_REPLY:
+        return web.json_response({"unexpected": True})
     return response
 
 
