@@ -31,11 +31,11 @@ class CopyCanceller:
 
     def cancel(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
         why = f"master order {master.status.value}"
-        if copy.txid is None:
-            self._ledger.mark_cancelled(master.txid, copy.user_id, reason=why)
-            return
         try:
-            count = account.broker.cancel_order(txid=copy.txid)
+            if copy.txid is None:  # known to exist by its cl_ord_id only (a duplicate reply)
+                count = account.broker.cancel_order(cl_ord_id=copy.cl_ord_id)
+            else:
+                count = account.broker.cancel_order(txid=copy.txid)
         except OrderRejectedError:
             count = 0
         except Exception as error:  # noqa: BLE001 - transient: the lane tries again

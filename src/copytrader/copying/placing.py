@@ -207,8 +207,12 @@ class CopyPlacer:
             if isinstance(error, OrderRejectedError) and any(
                 "Duplicate cl_ord_id" in text for text in error.errors
             ):
-                # An open order already carries this copy's id: it landed earlier.
-                self._outcomes.schedule_retry(master, copy, error, immediate=True)
+                # An open order already carries this copy's id (it landed earlier), though
+                # add_order's lookup did not see it. Kraken's word proves it exists: record it
+                # placed without a txid (a cancel goes by cl_ord_id) instead of resending until
+                # the copy is wrongly given up as "not on Kraken".
+                note = "Kraken reported the cl_ord_id as a duplicate: the order exists, no txid"
+                self._outcomes.placed(master, copy, None, resolved=True, notes=(note,))
                 return
             self._outcomes.fail(master, copy, error_text(error))
             return

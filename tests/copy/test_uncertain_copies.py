@@ -1,0 +1,147 @@
+"""Copies whose order is on Kraken but not (yet) visible to lookups: never lost, never doubled.
+
+The copier runs in-process against the simulator with a real broker and ledger; the user's
+broker hides one cl_ord_id from its order reads, as an exchange whose order lists lag behind
+its matching engine would (the order is there; OpenOrders/ClosedOrders do not show it yet).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copytrader.config_types import SizingMode
+from copytrader.copying.accounts import CopierSettings, UserAccount, UserSizing
+from copytrader.copying.kill_switch import KillSwitch
+from copytrader.copying.lanes import Copier
+from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
+from copytrader.kraken.broker import KrakenBroker
+from copytrader.kraken.models import ClosedOrdersPage, Order, OrderRequest
+from copytrader.ledger import CopyRecord, CopyState, Decision, Ledger, MasterOrderRecord
+from tests.broker.conftest import SimAccount, accounts_toml, make_broker
+from tests.simproc import SimProcess, running_sim
+
+USER = "alice"
+MASTER_TXID = "OMASTR-AAAAA-BBBBBB"
+
+
+class LaggingBroker(KrakenBroker):
+    """A real broker whose order reads do not show the orders in `hidden` (yet)."""
+
+    hidden: set[str]
+
+    def open_orders(self, *, cl_ord_id: str | None = None) -> dict[str, Order]:
+        found = super().open_orders(cl_ord_id=cl_ord_id)
+        return {t: o for t, o in found.items() if o.cl_ord_id not in self.hidden}
+
+    def closed_orders(
+        self, *, start: float | None = None, ofs: int = 0, cl_ord_id: str | None = None
+    ) -> ClosedOrdersPage:
+        page = super().closed_orders(start=start, ofs=ofs, cl_ord_id=cl_ord_id)
+        kept = {t: o for t, o in page.orders.items() if o.cl_ord_id not in self.hidden}
+        return ClosedOrdersPage(orders=kept, count=len(kept))
+
+
+@pytest.fixture(name="user")
+def _user() -> SimAccount:
+    return SimAccount(name=USER, account_id=USER.upper())
+
+
+@pytest.fixture(name="sim")
+def _sim(user: SimAccount) -> Iterator[SimProcess]:
+    with running_sim(accounts_toml(user)) as sim:
+        yield sim
+
+
+@pytest.fixture(name="broker")
+def _broker(user: SimAccount, sim: SimProcess, tmp_path: Path) -> Iterator[LaggingBroker]:
+    broker = make_broker(user, sim, tmp_path / "broker")
+    broker.__class__ = LaggingBroker
+    assert isinstance(broker, LaggingBroker)
+    broker.hidden = set()
+    yield broker
+    broker.close()
+
+
+def master_order(now: float) -> MasterOrderRecord:
+    return MasterOrderRecord(
+        txid=MASTER_TXID, pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT,
+        volume=Decimal("0.01"), price=Decimal("50000"), price2=None, oflags=frozenset(),
+        timeinforce=TimeInForce.GTC, expiretm=None, opentm=now + 60, status=OrderStatus.OPEN,
+        vol_exec=Decimal("0"), avg_price=None, decision=Decision.COPY, skip_reason=None,
+        master_equity=Decimal("100000"), master_base_before=Decimal("0"), first_seen_at=now,
+    )  # fmt: skip
+
+
+def user_orders(sim: SimProcess, cl_ord_id: str) -> list[dict[str, Any]]:
+    """The user's open orders with this cl_ord_id, as the simulator holds them."""
+    state = sim.control("state")["accounts"][USER]
+    return [o for o in state["open_orders"].values() if o.get("cl_ord_id") == cl_ord_id]
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_copier(
+    ledger: Ledger, broker: KrakenBroker, tmp_path: Path
+) -> tuple[Copier, threading.Event]:
+    stop = threading.Event()
+    account = UserAccount(USER, USER, broker, UserSizing())
+    settings = CopierSettings(sizing_mode=SizingMode.MULTIPLIER, max_attempts=3)
+    copier = Copier(ledger, {USER: account}, settings, KillSwitch(tmp_path), stop=stop)
+    return copier, stop
+
+
+def finished(ledger: Ledger) -> CopyRecord | None:
+    copy = ledger.copy(MASTER_TXID, USER)
+    return copy if copy.state not in (CopyState.PLANNED, CopyState.SUBMITTING) else None
+
+
+def test_duplicate_reply_marks_the_copy_placed_and_its_cancel_goes_by_cl_ord_id(
+    broker: LaggingBroker, sim: SimProcess, tmp_path: Path
+) -> None:
+    """When Kraken answers `Duplicate cl_ord_id` but lookups miss the order, the copy is
+    recorded placed (not failed as "not on Kraken") and the master's cancel cancels it."""
+    ledger = Ledger.in_data_dir(tmp_path)
+    now = time.time()
+    ledger.record_master_order(master_order(now), [USER])
+    cl_ord_id = ledger.copy(MASTER_TXID, USER).cl_ord_id
+    # An earlier attempt landed; the order lists do not show it yet.
+    broker.add_order(
+        OrderRequest(
+            pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT, volume=Decimal("0.01"),
+            price=Decimal("50000"), cl_ord_id=cl_ord_id,
+        )
+    )  # fmt: skip
+    broker.hidden.add(cl_ord_id)
+    copier, stop = run_copier(ledger, broker, tmp_path)
+    try:
+        copier.kick()
+        copy = wait_for(lambda: finished(ledger), 30, "the copy to finish")
+        assert (copy.state, copy.txid) == (CopyState.PLACED, None)
+        assert len(user_orders(sim, cl_ord_id)) == 1
+        ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELED, Decimal("0"))
+        copier.kick()
+        wait_for(
+            lambda: ledger.copy(MASTER_TXID, USER).state is CopyState.CANCELLED,
+            30,
+            "the copy to be cancelled",
+        )
+        assert user_orders(sim, cl_ord_id) == []
+    finally:
+        stop.set()
+        assert copier.shutdown(10)
+        ledger.close()
