@@ -145,3 +145,40 @@ def test_duplicate_reply_marks_the_copy_placed_and_its_cancel_goes_by_cl_ord_id(
         stop.set()
         assert copier.shutdown(10)
         ledger.close()
+
+
+def test_copy_missed_by_its_lookup_is_cancelled_not_left_live_after_the_master_cancel(
+    broker: LaggingBroker, sim: SimProcess, tmp_path: Path
+) -> None:
+    """A submitting copy whose order landed but is not visible yet, when the master order is
+    cancelled meanwhile, is cancelled by cl_ord_id instead of being abandoned as not sent."""
+    ledger = Ledger.in_data_dir(tmp_path)
+    now = time.time()
+    ledger.record_master_order(master_order(now), [USER])
+    sub = ledger.mark_submitting(
+        MASTER_TXID, USER, volume=Decimal("0.01"), price=Decimal("50000"), price2=None
+    )
+    broker.add_order(
+        OrderRequest(
+            pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT, volume=Decimal("0.01"),
+            price=Decimal("50000"), cl_ord_id=sub.cl_ord_id,
+        )
+    )  # fmt: skip
+    broker.hidden.add(sub.cl_ord_id)
+    ledger.schedule_retry(MASTER_TXID, USER, next_attempt_at=now, error="reply lost")
+    ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELED, Decimal("0"))
+    copier, stop = run_copier(ledger, broker, tmp_path)
+    try:
+        copier.kick()
+        ended = (CopyState.CANCELLED, CopyState.SKIPPED, CopyState.FAILED)
+        copy = wait_for(
+            lambda: (c := ledger.copy(MASTER_TXID, USER)).state in ended and c,
+            30,
+            "the copy to end",
+        )
+        assert copy.state is CopyState.CANCELLED
+        assert user_orders(sim, sub.cl_ord_id) == []
+    finally:
+        stop.set()
+        assert copier.shutdown(10)
+        ledger.close()

@@ -11,6 +11,8 @@ from copytrader.copying.exchange_index import EarlierRunOrders
 from copytrader.copying.gates import CopyGates
 from copytrader.copying.outcomes import CopyOutcomes
 from copytrader.copying.placing import CopyPlacer
+from copytrader.domain import OrderStatus
+from copytrader.errors import OrderRejectedError
 from copytrader.kraken.retry import OUTCOME_SETTLE_S
 from copytrader.ledger import CopyRecord, CopyState, Ledger, MasterOrderRecord
 from copytrader.logs import get_logger
@@ -55,7 +57,8 @@ class InFlightResolver:
             return
         gate = self._gates.reason_not_to_send(master)
         if gate:
-            self._abandon(master, copy, gate, state=CopyState.SKIPPED)
+            if not self._still_on_kraken(account, master, copy):
+                self._abandon(master, copy, gate, state=CopyState.SKIPPED)
             return
         if copy.attempts >= self._settings.max_attempts:
             self._abandon(
@@ -79,6 +82,49 @@ class InFlightResolver:
             master.txid, copy.user_id, volume=copy.volume, price=copy.price, price2=copy.price2
         )
         self._placer.send(account, master, sub, self._placer.request_from_row(master, sub))
+
+    def _still_on_kraken(
+        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
+    ) -> bool:
+        """Before giving up on a copy one lookup missed, make sure it did not land after all
+        (an order the lists do not show yet would otherwise stay live with no record). True if it
+        was dealt with here (recorded, or retried later); False if nothing is on Kraken."""
+        if master.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) or copy.cancel_requested:
+            # The copy is to be cancelled anyway: CancelOrder by cl_ord_id asks the matching
+            # engine itself; "Unknown order" confirms nothing carries this id.
+            try:
+                count = account.broker.cancel_order(cl_ord_id=copy.cl_ord_id)
+            except OrderRejectedError:
+                return False
+            except Exception as error:  # noqa: BLE001 - cannot tell yet: try again later
+                self._outcomes.schedule_retry(master, copy, error)
+                return True
+            self._outcomes.placed(
+                master, copy, None, resolved=True, notes=("found by cancelling it",)
+            )
+            if count:
+                why = f"master order {master.status.value}"
+                self._ledger.mark_cancelled(master.txid, copy.user_id, reason=why)
+                log.info(
+                    "copy.cancelled",
+                    message=f"copy of {master.txid} cancelled for {copy.user_id} ({why})",
+                    master_txid=master.txid,
+                    user=copy.user_id,
+                    cl_ord_id=copy.cl_ord_id,
+                )
+            return True
+        # Otherwise (signal too old, kill switch) a copy that landed stays: look once more,
+        # after another settle, before deciding it is not there.
+        try:
+            account.broker.settle(OUTCOME_SETTLE_S)
+            found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
+        except Exception as error:  # noqa: BLE001 - cannot tell yet: try again later
+            self._outcomes.schedule_retry(master, copy, error)
+            return True
+        if found is None:
+            return False
+        self._outcomes.placed(master, copy, found.txid, resolved=True)
+        return True
 
     def _settle(self, account: UserAccount, copy: CopyRecord) -> None:
         """Let the exchange finish the interrupted attempt before looking it up (as add_order
