@@ -35,8 +35,11 @@ class LaggingBroker(KrakenBroker):
     """A real broker whose order reads do not show the orders in `hidden` (yet)."""
 
     hidden: set[str]
+    before_read: Callable[[], None] | None
 
     def open_orders(self, *, cl_ord_id: str | None = None) -> dict[str, Order]:
+        if self.before_read is not None:
+            self.before_read()
         found = super().open_orders(cl_ord_id=cl_ord_id)
         return {t: o for t, o in found.items() if o.cl_ord_id not in self.hidden}
 
@@ -65,15 +68,17 @@ def _broker(user: SimAccount, sim: SimProcess, tmp_path: Path) -> Iterator[Laggi
     broker.__class__ = LaggingBroker
     assert isinstance(broker, LaggingBroker)
     broker.hidden = set()
+    broker.before_read = None
     yield broker
     broker.close()
 
 
-def master_order(now: float) -> MasterOrderRecord:
+def master_order(now: float, opened_after_s: float = 60) -> MasterOrderRecord:
     return MasterOrderRecord(
         txid=MASTER_TXID, pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT,
         volume=Decimal("0.01"), price=Decimal("50000"), price2=None, oflags=frozenset(),
-        timeinforce=TimeInForce.GTC, expiretm=None, opentm=now + 60, status=OrderStatus.OPEN,
+        timeinforce=TimeInForce.GTC, expiretm=None, opentm=now + opened_after_s,
+        status=OrderStatus.OPEN,
         vol_exec=Decimal("0"), avg_price=None, decision=Decision.COPY, skip_reason=None,
         master_equity=Decimal("100000"), master_base_before=Decimal("0"), first_seen_at=now,
     )  # fmt: skip
@@ -178,6 +183,43 @@ def test_copy_missed_by_its_lookup_is_cancelled_not_left_live_after_the_master_c
         )
         assert copy.state is CopyState.CANCELLED
         assert user_orders(sim, sub.cl_ord_id) == []
+    finally:
+        stop.set()
+        assert copier.shutdown(10)
+        ledger.close()
+
+
+def test_order_of_an_earlier_run_found_after_the_master_cancel_is_recorded_and_cancelled(
+    broker: LaggingBroker, sim: SimProcess, tmp_path: Path
+) -> None:
+    """When the master's cancel skips a copy while its order (sent by an earlier run) is being
+    found on the exchange, the order is recorded placed and then cancelled, not left live."""
+    ledger = Ledger.in_data_dir(tmp_path)
+    now = time.time()
+    ledger.record_master_order(master_order(now, opened_after_s=-10), [USER])
+    cl_ord_id = ledger.copy(MASTER_TXID, USER).cl_ord_id
+    broker.add_order(
+        OrderRequest(
+            pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT, volume=Decimal("0.01"),
+            price=Decimal("50000"), cl_ord_id=cl_ord_id,
+        )
+    )  # fmt: skip
+
+    def master_cancelled_meanwhile() -> None:
+        broker.before_read = None
+        ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELED, Decimal("0"))
+
+    broker.before_read = master_cancelled_meanwhile
+    copier, stop = run_copier(ledger, broker, tmp_path)
+    try:
+        copier.kick()
+        wait_for(
+            lambda: ledger.copy(MASTER_TXID, USER).state is CopyState.CANCELLED,
+            30,
+            "the copy to be cancelled",
+        )
+        assert user_orders(sim, cl_ord_id) == []
+        assert broker.before_read is None  # the race really happened
     finally:
         stop.set()
         assert copier.shutdown(10)

@@ -11,6 +11,7 @@ from copytrader.copying.accounts import CopyObserver
 from copytrader.copying.snapshots import AccountSnapshots
 from copytrader.domain import OrderType, Side
 from copytrader.errors import KrakenError
+from copytrader.kraken.models import Order
 from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
 from copytrader.logs import get_logger
 
@@ -157,6 +158,29 @@ class CopyOutcomes:
         if self._observer:
             self._observer.copy_placed()
         log_summary_once(self._ledger, master)
+
+    def found_after_skip(self, master: MasterOrderRecord, copy: CopyRecord, order: Order) -> None:
+        """The copy was skipped (the master's cancel) while an earlier run's order for it is on
+        the exchange: record that order, and have it cancelled if it is still open."""
+        record = self._ledger.mark_found_after_skip(
+            master.txid, copy.user_id, txid=order.txid, volume=order.volume, price=order.price,
+            price2=order.price2, acked_at=self._clock(), cancel=order.is_open,
+            reason=f"found on Kraken after being skipped ({copy.reason})",
+        )  # fmt: skip
+        self._snapshots[copy.user_id].invalidate()
+        log.warning(
+            "copy.found_after_skip",
+            message=(
+                f"copy of {master.txid} for {copy.user_id} was skipped but an earlier run had"
+                f" placed it ({order.txid}, {order.status.value})"
+                + ("; cancelling it" if record.cancel_requested else "")
+            ),
+            master_txid=master.txid,
+            user=copy.user_id,
+            txid=order.txid,
+            cl_ord_id=copy.cl_ord_id,
+            status=order.status.value,
+        )
 
     def skip(
         self,

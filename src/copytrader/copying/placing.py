@@ -17,7 +17,7 @@ from copytrader.copying.snapshots import AccountSnapshots
 from copytrader.domain import Side
 from copytrader.errors import AccountUnusableError, OrderRejectedError
 from copytrader.kraken.models import OrderRequest, PairInfo
-from copytrader.ledger import CopyRecord, Ledger, MasterOrderRecord
+from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
 from copytrader.logs import get_logger
 from copytrader.sizing import SizingMode, SizingRequest, Skipped, size_copy
 
@@ -79,10 +79,19 @@ class CopyPlacer:
                 self._retry_planned_later(master, copy, error)
                 return
             if found is not None:
-                sub = self._ledger.mark_submitting(
-                    master.txid, user_id, volume=found.volume, price=found.price,
-                    price2=found.price2,
-                )  # fmt: skip
+                try:
+                    sub = self._ledger.mark_submitting(
+                        master.txid, user_id, volume=found.volume, price=found.price,
+                        price2=found.price2,
+                    )  # fmt: skip
+                except LedgerError:
+                    # The master's cancel skipped the row meanwhile: the order found is still
+                    # recorded (and cancelled if open), never left live without a record.
+                    skipped = self._ledger.copy(master.txid, user_id)
+                    if skipped.state is not CopyState.SKIPPED:
+                        raise
+                    self._outcomes.found_after_skip(master, skipped, found)
+                    return
                 self._outcomes.placed(master, sub, found.txid, resolved=True)
                 return
         gate = self._gates.reason_not_to_send(master)

@@ -33,6 +33,9 @@ _SKIP = _Move(_NOT_SENT, CopyState.SKIPPED)
 _FAIL = _Move(_NOT_SENT, CopyState.FAILED)
 _CANCEL = _Move((CopyState.PLACED,), CopyState.CANCELLED)
 _KEEP_PLACED = _Move((CopyState.PLACED,), CopyState.PLACED)
+# A copy skipped before it was sent whose order turns out to be on the exchange (an earlier
+# run sent it): it is placed after all.
+_FOUND_AFTER_SKIP = _Move((CopyState.SKIPPED,), CopyState.PLACED)
 
 
 class CopyStateMachine(LedgerStore):
@@ -98,6 +101,27 @@ class CopyStateMachine(LedgerStore):
         return self._transition(
             _PLACE, master_txid, user_id, **ack, error=None, next_attempt_at=None
         )
+
+    def mark_found_after_skip(
+        self,
+        master_txid: str,
+        user_id: str,
+        *,
+        txid: str,
+        volume: Decimal,
+        price: Decimal | None,
+        price2: Decimal | None,
+        acked_at: float,
+        cancel: bool,
+        reason: str,
+    ) -> CopyRecord:
+        """A skipped copy's order was found on the exchange: record it placed, with a cancel
+        request if it is still open (it was skipped because it should not be there)."""
+        found = {"txid": txid, "volume": volume, "price": price, "price2": price2}
+        return self._transition(
+            _FOUND_AFTER_SKIP, master_txid, user_id, **found, acked_at=acked_at,
+            cancel_requested=int(cancel), reason=reason, error=None, next_attempt_at=None,
+        )  # fmt: skip
 
     def mark_skipped(self, master_txid: str, user_id: str, *, reason: str) -> CopyRecord:
         return self._transition(_SKIP, master_txid, user_id, reason=reason, next_attempt_at=None)
