@@ -87,10 +87,9 @@ def test_brokers_of_one_key_wait_instead_of_being_refused(tmp_path: Path) -> Non
     """Two brokers sharing a pro key make 22 calls fast: they wait, Kraken never refuses one."""
     account = SimAccount(name="master", account_id="MASTER", tier="pro")
     with running_sim(accounts_toml(account)) as sim:
-        brokers = [
-            make_broker(account, sim, tmp_path / name, client_rate_limit=True)
-            for name in ("daemon", "check")
-        ]
+        # Both share the account's data folder, as the daemon and `copytrader check` do: with a
+        # nonce file each, two ms clocks on one key race and earn Invalid nonce (then a lockout).
+        brokers = [make_broker(account, sim, tmp_path, client_rate_limit=True) for _ in range(2)]
         started = time.monotonic()
         for n in range(22):
             brokers[n % 2].balances()
