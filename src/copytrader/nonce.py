@@ -301,6 +301,12 @@ class NonceStore:
             account=self.account_id,
         )
 
+    def _write_error(self, exc: OSError) -> ConfigError:
+        return ConfigError(
+            f"cannot write the nonce file ({exc.strerror or exc}); is the folder writable?",
+            source=str(self.path),
+        )
+
     def _require_lock(self) -> None:
         if self._locks.owner != threading.get_ident():
             raise RuntimeError(f"nonce of {self.account_id} used outside its lock")
@@ -372,10 +378,7 @@ class NonceStore:
                 )
             self._boot_path.write_text(f"{self._boot_id}\n", encoding="ascii")
         except OSError as exc:
-            raise ConfigError(
-                f"cannot write the nonce file ({exc.strerror or exc}); is the folder writable?",
-                source=str(self.path),
-            ) from exc
+            raise self._write_error(exc) from exc
 
     def _persist(self, value: int) -> None:
         if value > UINT64_MAX:
@@ -394,10 +397,7 @@ class NonceStore:
                     self._known_ceiling = on_disk
             self._write(self.path, value)
         except OSError as exc:
-            raise ConfigError(
-                f"cannot write the nonce file ({exc.strerror or exc}); is the folder writable?",
-                source=str(self.path),
-            ) from exc
+            raise self._write_error(exc) from exc
 
     def _write(self, path: Path, value: int) -> None:
         if self._fsync_each_nonce:
