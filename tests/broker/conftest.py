@@ -82,7 +82,9 @@ def sim_counters(sim: SimProcess) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def fast_sim_clock(sim: SimProcess, step_s: float = 60.0) -> Iterator[None]:
+def fast_sim_clock(
+    sim: SimProcess, step_s: float = 60.0, period_s: float = 0.02
+) -> Iterator[None]:
     """Keep moving the simulator's clock forward so its REST counters never fill up.
 
     The simulator has no switch to turn rate limits off; the stress tests are about nonces, so
@@ -91,7 +93,7 @@ def fast_sim_clock(sim: SimProcess, step_s: float = 60.0) -> Iterator[None]:
     stop = threading.Event()
 
     def run() -> None:
-        while not stop.wait(0.02):
+        while not stop.wait(period_s):
             sim.control("clock", {"advance_s": step_s})
 
     thread = threading.Thread(target=run, daemon=True)
