@@ -152,8 +152,7 @@ class Exchange:
 
     def _limit_arrives(self, wallet: Wallet, order: SimOrder, last: Decimal) -> None:
         """A limit (or a just-triggered *-limit) meets the market for the first time."""
-        limit = order.price2 if order.ordertype.has_limit_after_trigger else order.price
-        assert limit is not None
+        limit = order.reserve_price
         marketable = limit >= last if order.side is Side.BUY else limit <= last
         if marketable:
             if order.post_only:
@@ -217,8 +216,7 @@ class Exchange:
                 if self._triggered_by(order, last):
                     self._trigger(wallet, order, last)
                 continue
-            limit = order.price2 if order.ordertype.has_limit_after_trigger else order.price
-            assert limit is not None
+            limit = order.reserve_price
             crossed = last <= limit if order.side is Side.BUY else last >= limit
             if crossed:
                 self._execute(wallet, order, limit, maker=True)
