@@ -47,9 +47,9 @@ from copytrader.sim.errors import (
     SimError,
     invalid_arguments,
 )
-from copytrader.sim.formatting import asset_amount, order_json, order_text
+from copytrader.sim.formatting import ledger_json, order_json, order_text
 from copytrader.sim.ids import IdGenerator
-from copytrader.sim.markets import Pair, find_asset, find_pair
+from copytrader.sim.markets import Pair, find_pair
 from copytrader.sim.matching import Exchange
 from copytrader.sim.orders import REASON_USER, OrderType, SimOrder, order_hold
 from copytrader.sim.prices import PriceBoard
@@ -133,10 +133,9 @@ class Engine:
         self._exchange.tick()
         accounts = {}
         for account_id, wallet in self._exchange.wallets.items():
-            held = wallet.holds()
             accounts[account_id] = {
-                "balances": queries.balance(wallet),
-                "hold_trade": {a: asset_amount(v, find_asset(a)) for a, v in held.items()},
+                "balances": ledger_json(wallet.balances),
+                "hold_trade": ledger_json(wallet.holds()),
                 "open_orders": {
                     txid: order_json(order, with_trades=True) for txid, order in wallet.open.items()
                 },
@@ -144,7 +143,7 @@ class Engine:
         return {
             "accounts": accounts,
             "prices": {pair_id: f"{price:f}" for pair_id, price in self._prices.last.items()},
-            "fees_collected": self._ledger_json(self._exchange.fees),
+            "fees_collected": ledger_json(self._exchange.fees),
         }
 
     # -- what tests and benchmarks may read besides the contract ------------------------------
@@ -158,11 +157,6 @@ class Engine:
 
     def balances(self, account_id: str) -> dict[str, Decimal]:
         return dict(self._exchange.wallets[account_id].balances)
-
-    @staticmethod
-    def _ledger_json(ledger: Mapping[str, Decimal]) -> dict[str, str]:
-        return {asset_id: asset_amount(amount, find_asset(asset_id))
-                for asset_id, amount in ledger.items()}  # fmt: skip
 
     # -- trading --------------------------------------------------------------------------------
 

@@ -7,10 +7,11 @@ asset's `decimals`. Times are JSON numbers (float seconds), as in Kraken's answe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from copytrader.sim.markets import Asset, Pair
+from copytrader.sim.markets import Asset, Pair, find_asset
 from copytrader.sim.orders import OrderType, SimOrder, Trade
 
 
@@ -26,6 +27,12 @@ def asset_amount(amount: Decimal, asset: Asset | None) -> str:
     exponent = amount.as_tuple().exponent
     places = asset.decimals if not isinstance(exponent, int) else max(asset.decimals, -exponent)
     return fixed(amount, places)
+
+
+def ledger_json(ledger: Mapping[str, Decimal]) -> dict[str, str]:
+    """Amounts by asset id, each written with its asset's decimals."""
+    return {asset_id: asset_amount(amount, find_asset(asset_id))
+            for asset_id, amount in ledger.items()}  # fmt: skip
 
 
 def _price(pair: Pair, price: Decimal) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from copytrader.sim import params as p
 from copytrader.sim.errors import UNKNOWN_ASSET, SimError, invalid_arguments
-from copytrader.sim.formatting import asset_amount, order_json, trade_json
+from copytrader.sim.formatting import asset_amount, ledger_json, order_json, trade_json
 from copytrader.sim.markets import PAIRS, find_asset
 from copytrader.sim.orders import SimOrder, Trade
 from copytrader.sim.wallet import Wallet
@@ -28,8 +28,7 @@ _TRADE_TYPES = ("all", "any position", "closed position", "closing position", "n
 
 
 def balance(wallet: Wallet) -> dict[str, str]:
-    return {asset_id: asset_amount(amount, find_asset(asset_id))
-            for asset_id, amount in wallet.balances.items()}  # fmt: skip
+    return ledger_json(wallet.balances)
 
 
 def balance_ex(wallet: Wallet) -> dict[str, dict[str, str]]:
