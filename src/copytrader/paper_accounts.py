@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from copytrader.config import child_process_environment
 
 # Prefixes of the variables that configure a real deployment: never passed to paper children,
 # so real keys (or a real KRAKEN_API_URL) cannot leak into paper mode.
@@ -174,12 +175,8 @@ def daemon_config_toml(setup: DemoSetup) -> str:
 def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
     """The environment for a paper-mode child: ours, minus deployment settings, plus `extra`.
 
-    This reads os.environ only to pass the basics (PATH, HOME, locale, proxies) on to the
-    children; the copytrader settings among it are removed, not interpreted.
+    Only the basics (PATH, HOME, locale, proxies) are passed on; the copytrader settings among
+    them are removed, not interpreted.
     """
-    base = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(_SCRUBBED_PREFIXES)
-    }
+    base = child_process_environment(drop_prefixes=_SCRUBBED_PREFIXES)
     return base | {"PYTHONUNBUFFERED": "1"} | dict(extra)
