@@ -114,9 +114,11 @@ def _refuse_margin_features(params: Mapping[str, Any]) -> None:
         raise SimError(invalid_arguments("Index unavailable"))
 
 
-def parse_add_order(params: Mapping[str, Any], now: float, last: Decimal) -> OrderDraft:
-    """Everything AddOrder checks that depends only on the request, the pair and its price."""
-    pair = pair_of(params)
+def parse_add_order(params: Mapping[str, Any], pair: Pair, now: float, last: Decimal) -> OrderDraft:
+    """Everything AddOrder checks that depends only on the request, the pair and its price.
+
+    `pair` is `pair_of(params)`: the caller reads it first to charge the pair's counter.
+    """
     side_text = p.required_text(params, "type")
     if side_text not in ("buy", "sell"):
         raise SimError(invalid_arguments("type"))

@@ -170,7 +170,7 @@ class Engine:
                 raise SimError(ORDER_RATE_LIMIT)
             counter.charge(ADD_ORDER_COST, now)
         last = self._exchange.last(pair)
-        draft = parse_add_order(params, now, last)
+        draft = parse_add_order(params, pair, now, last)
         if draft.cl_ord_id is not None and wallet.open_with_cl_ord_id(draft.cl_ord_id):
             raise SimError(DUPLICATE_CL_ORD_ID)
         if sum(1 for _ in wallet.open_on(pair)) >= wallet.limits.open_orders_per_pair:
