@@ -30,7 +30,6 @@ class CopyCanceller:
         self._outcomes = outcomes
 
     def cancel(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
-        why = f"master order {master.status.value}"
         try:
             if copy.txid is None:  # known to exist by its cl_ord_id only (a duplicate reply)
                 count = account.broker.cancel_order(cl_ord_id=copy.cl_ord_id)
@@ -59,14 +58,6 @@ class CopyCanceller:
                     txid=copy.txid,
                 )
                 return
-        self._ledger.mark_cancelled(master.txid, copy.user_id, reason=why)
+        self._outcomes.cancelled(master, copy)
         # Its hold is released (and it may have filled in part before).
         self._snapshots[copy.user_id].invalidate()
-        log.info(
-            "copy.cancelled",
-            message=f"copy of {master.txid} cancelled for {copy.user_id} ({why})",
-            master_txid=master.txid,
-            user=copy.user_id,
-            txid=copy.txid,
-            cl_ord_id=copy.cl_ord_id,
-        )

@@ -159,6 +159,19 @@ class CopyOutcomes:
             self._observer.copy_placed()
         log_summary_once(self._ledger, master)
 
+    def cancelled(self, master: MasterOrderRecord, copy: CopyRecord) -> None:
+        """The copy's order was cancelled after the master order's cancel or expiry."""
+        why = f"master order {master.status.value}"
+        self._ledger.mark_cancelled(master.txid, copy.user_id, reason=why)
+        log.info(
+            "copy.cancelled",
+            message=f"copy of {master.txid} cancelled for {copy.user_id} ({why})",
+            master_txid=master.txid,
+            user=copy.user_id,
+            txid=copy.txid,
+            cl_ord_id=copy.cl_ord_id,
+        )
+
     def found_after_skip(self, master: MasterOrderRecord, copy: CopyRecord, order: Order) -> None:
         """The copy was skipped (the master's cancel) while an earlier run's order for it is on
         the exchange: record that order, and have it cancelled if it is still open."""

@@ -103,15 +103,7 @@ class InFlightResolver:
                 master, copy, None, resolved=True, notes=("found by cancelling it",)
             )
             if count:
-                why = f"master order {master.status.value}"
-                self._ledger.mark_cancelled(master.txid, copy.user_id, reason=why)
-                log.info(
-                    "copy.cancelled",
-                    message=f"copy of {master.txid} cancelled for {copy.user_id} ({why})",
-                    master_txid=master.txid,
-                    user=copy.user_id,
-                    cl_ord_id=copy.cl_ord_id,
-                )
+                self._outcomes.cancelled(master, copy)
             return True
         # Otherwise (signal too old, kill switch) a copy that landed stays: look once more,
         # after another settle, before deciding it is not there.
