@@ -35,13 +35,12 @@ is raised as OutcomeUnknownError for the caller to reconcile.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
-
-import tenacity
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from copytrader.domain import OrderStatus
 from copytrader.errors import (
@@ -63,6 +62,7 @@ from copytrader.kraken.retry import (
 if TYPE_CHECKING:
     from copytrader.kraken.broker import KrakenBroker
 
+_Result = TypeVar("_Result")
 _RETRYABLE = (RetryLaterError, RateLimitedError, OutcomeUnknownError)
 # Kraken answered, but whether it did the write is not clear from the answer.
 _UNCLEAR_ANSWERS = ("EGeneral:Internal error", "EService:Deadline elapsed", "EDatabase")
@@ -102,15 +102,42 @@ def _unknown(broker: KrakenBroker, method: str, exc: Exception) -> OutcomeUnknow
     )
 
 
-def _write_retrying(broker: KrakenBroker, method: str) -> tenacity.Retrying:
-    """The write policy: bounded tries and time; each try after a failure looks the order up."""
-    return transient_retrying(
+def _write_with_lookups(
+    broker: KrakenBroker,
+    method: str,
+    send: Callable[[], _Result],
+    settled: Callable[[KrakenError], _Result | None] | None,
+) -> _Result:
+    """The write policy (bounded tries and time): each try after a failure, and a final uncertain
+    failure, first looks the write up with `settled`; what it finds is returned, never resent.
+    `settled=None`: nothing can be looked up (a validate-only order)."""
+    failure: KrakenError | None = None
+    retrying = transient_retrying(
         attempts=WRITE_ATTEMPTS,
         total_s=WRITE_TOTAL_S,
         waits=broker.retry_waits,
         before_sleep=broker.log_retry(method),
         retry_on=_RETRYABLE,
     )
+    try:
+        for attempt in retrying:
+            with attempt:
+                if failure is not None and settled is not None:
+                    found = settled(failure)
+                    if found is not None:
+                        return found
+                try:
+                    return send()
+                except _RETRYABLE as exc:
+                    failure = exc
+                    raise
+    except _RETRYABLE as exc:
+        if is_uncertain(exc) and settled is not None:
+            found = settled(exc)
+            if found is not None:
+                return found
+        raise
+    raise AssertionError("unreachable")  # tenacity re-raises once the policy gives up
 
 
 def add_order(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
@@ -119,27 +146,9 @@ def add_order(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
     cl_ord_id = request.cl_ord_id
     if cl_ord_id is None:
         return _send_add(broker, request)
-    failure: KrakenError | None = None
-    retrying = _write_retrying(broker, "AddOrder")
-    try:
-        for attempt in retrying:
-            with attempt:
-                if failure is not None and not request.validate:
-                    found = _look_up_added(broker, cl_ord_id, failure)
-                    if found is not None:
-                        return found
-                try:
-                    return _send_add(broker, request)
-                except _RETRYABLE as exc:
-                    failure = exc
-                    raise
-    except _RETRYABLE as exc:
-        if is_uncertain(exc) and not request.validate:
-            found = _look_up_added(broker, cl_ord_id, exc)
-            if found is not None:
-                return found
-        raise
-    raise AssertionError("unreachable")  # tenacity re-raises once the policy gives up
+    # A validate-only order is never placed: there is nothing to look up.
+    settled = None if request.validate else functools.partial(_look_up_added, broker, cl_ord_id)
+    return _write_with_lookups(broker, "AddOrder", lambda: _send_add(broker, request), settled)
 
 
 def _send_add(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
@@ -240,29 +249,11 @@ def cancel_order(broker: KrakenBroker, *, txid: str | None, cl_ord_id: str | Non
             return None
         return 1 if order.status is OrderStatus.CANCELED else 0
 
-    failure: KrakenError | None = None
-    retrying = _write_retrying(broker, "CancelOrder")
-    try:
-        for attempt in retrying:
-            with attempt:
-                if failure is not None:
-                    count = settled(failure)
-                    if count is not None:
-                        return count
-                try:
-                    raw = _private_write(broker, "CancelOrder", params)
-                    try:
-                        return int(raw.get("count", 0))
-                    except (AttributeError, TypeError, ValueError) as exc:
-                        unreadable = ValueError("unexpected reply")
-                        raise _unknown(broker, "CancelOrder", unreadable) from exc
-                except _RETRYABLE as exc:
-                    failure = exc
-                    raise
-    except _RETRYABLE as exc:
-        if is_uncertain(exc):
-            count = settled(exc)
-            if count is not None:
-                return count
-        raise
-    raise AssertionError("unreachable")
+    def send() -> int:
+        raw = _private_write(broker, "CancelOrder", params)
+        try:
+            return int(raw.get("count", 0))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise _unknown(broker, "CancelOrder", ValueError("unexpected reply")) from exc
+
+    return _write_with_lookups(broker, "CancelOrder", send, settled)
