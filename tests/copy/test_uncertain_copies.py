@@ -7,6 +7,7 @@ its matching engine would (the order is there; OpenOrders/ClosedOrders do not sh
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from copytrader.kraken.broker import KrakenBroker
 from copytrader.kraken.models import ClosedOrdersPage, Order, OrderRequest
 from copytrader.ledger import CopyRecord, CopyState, Decision, Ledger, MasterOrderRecord
 from tests.broker.conftest import SimAccount, accounts_toml, make_broker
+from tests.copy.harness import wait_until
 from tests.simproc import SimProcess, running_sim
 
 USER = "alice"
@@ -90,24 +92,30 @@ def user_orders(sim: SimProcess, cl_ord_id: str) -> list[dict[str, Any]]:
     return [o for o in state["open_orders"].values() if o.get("cl_ord_id") == cl_ord_id]
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def place_landed_order(broker: KrakenBroker, cl_ord_id: str) -> None:
+    """The copy's order as an earlier attempt placed it on the exchange."""
+    broker.add_order(
+        OrderRequest(
+            pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT, volume=Decimal("0.01"),
+            price=Decimal("50000"), cl_ord_id=cl_ord_id,
+        )
+    )  # fmt: skip
 
 
-def run_copier(
-    ledger: Ledger, broker: KrakenBroker, tmp_path: Path
-) -> tuple[Copier, threading.Event]:
+@contextlib.contextmanager
+def running_copier(ledger: Ledger, broker: KrakenBroker, tmp_path: Path) -> Iterator[Copier]:
+    """A copier for the user; on exit it is stopped (its lanes must finish) and the ledger
+    closed."""
     stop = threading.Event()
     account = UserAccount(USER, USER, broker, UserSizing())
     settings = CopierSettings(sizing_mode=SizingMode.MULTIPLIER, max_attempts=3)
     copier = Copier(ledger, {USER: account}, settings, KillSwitch(tmp_path), stop=stop)
-    return copier, stop
+    try:
+        yield copier
+    finally:
+        stop.set()
+        assert copier.shutdown(10)
+        ledger.close()
 
 
 def finished(ledger: Ledger) -> CopyRecord | None:
@@ -125,31 +133,21 @@ def test_duplicate_reply_marks_the_copy_placed_and_its_cancel_goes_by_cl_ord_id(
     ledger.record_master_order(master_order(now), [USER])
     cl_ord_id = ledger.copy(MASTER_TXID, USER).cl_ord_id
     # An earlier attempt landed; the order lists do not show it yet.
-    broker.add_order(
-        OrderRequest(
-            pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT, volume=Decimal("0.01"),
-            price=Decimal("50000"), cl_ord_id=cl_ord_id,
-        )
-    )  # fmt: skip
+    place_landed_order(broker, cl_ord_id)
     broker.hidden.add(cl_ord_id)
-    copier, stop = run_copier(ledger, broker, tmp_path)
-    try:
+    with running_copier(ledger, broker, tmp_path) as copier:
         copier.kick()
-        copy = wait_for(lambda: finished(ledger), 30, "the copy to finish")
+        copy = wait_until(lambda: finished(ledger), 30, "the copy to finish")
         assert (copy.state, copy.txid) == (CopyState.PLACED, None)
         assert len(user_orders(sim, cl_ord_id)) == 1
         ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELED, Decimal("0"))
         copier.kick()
-        wait_for(
+        wait_until(
             lambda: ledger.copy(MASTER_TXID, USER).state is CopyState.CANCELLED,
             30,
             "the copy to be cancelled",
         )
         assert user_orders(sim, cl_ord_id) == []
-    finally:
-        stop.set()
-        assert copier.shutdown(10)
-        ledger.close()
 
 
 def test_copy_missed_by_its_lookup_is_cancelled_not_left_live_after_the_master_cancel(
@@ -163,30 +161,20 @@ def test_copy_missed_by_its_lookup_is_cancelled_not_left_live_after_the_master_c
     sub = ledger.mark_submitting(
         MASTER_TXID, USER, volume=Decimal("0.01"), price=Decimal("50000"), price2=None
     )
-    broker.add_order(
-        OrderRequest(
-            pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT, volume=Decimal("0.01"),
-            price=Decimal("50000"), cl_ord_id=sub.cl_ord_id,
-        )
-    )  # fmt: skip
+    place_landed_order(broker, sub.cl_ord_id)
     broker.hidden.add(sub.cl_ord_id)
     ledger.schedule_retry(MASTER_TXID, USER, next_attempt_at=now, error="reply lost")
     ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELED, Decimal("0"))
-    copier, stop = run_copier(ledger, broker, tmp_path)
-    try:
+    with running_copier(ledger, broker, tmp_path) as copier:
         copier.kick()
         ended = (CopyState.CANCELLED, CopyState.SKIPPED, CopyState.FAILED)
-        copy = wait_for(
+        copy = wait_until(
             lambda: (c := ledger.copy(MASTER_TXID, USER)).state in ended and c,
             30,
             "the copy to end",
         )
         assert copy.state is CopyState.CANCELLED
         assert user_orders(sim, sub.cl_ord_id) == []
-    finally:
-        stop.set()
-        assert copier.shutdown(10)
-        ledger.close()
 
 
 def test_order_of_an_earlier_run_found_after_the_master_cancel_is_recorded_and_cancelled(
@@ -198,29 +186,19 @@ def test_order_of_an_earlier_run_found_after_the_master_cancel_is_recorded_and_c
     now = time.time()
     ledger.record_master_order(master_order(now, opened_after_s=-10), [USER])
     cl_ord_id = ledger.copy(MASTER_TXID, USER).cl_ord_id
-    broker.add_order(
-        OrderRequest(
-            pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT, volume=Decimal("0.01"),
-            price=Decimal("50000"), cl_ord_id=cl_ord_id,
-        )
-    )  # fmt: skip
+    place_landed_order(broker, cl_ord_id)
 
     def master_cancelled_meanwhile() -> None:
         broker.before_read = None
         ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELED, Decimal("0"))
 
     broker.before_read = master_cancelled_meanwhile
-    copier, stop = run_copier(ledger, broker, tmp_path)
-    try:
+    with running_copier(ledger, broker, tmp_path) as copier:
         copier.kick()
-        wait_for(
+        wait_until(
             lambda: ledger.copy(MASTER_TXID, USER).state is CopyState.CANCELLED,
             30,
             "the copy to be cancelled",
         )
         assert user_orders(sim, cl_ord_id) == []
         assert broker.before_read is None  # the race really happened
-    finally:
-        stop.set()
-        assert copier.shutdown(10)
-        ledger.close()
