@@ -26,6 +26,7 @@ from copytrader.config_types import (
     MASTER_ID,
     AccountSpec,
     CopySettings,
+    LocalSettings,
     Settings,
     SizingMode,
     UserConfig,
@@ -39,11 +40,13 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "AccountSpec",
     "CopySettings",
+    "LocalSettings",
     "Settings",
     "SizingMode",
     "UserConfig",
     "child_process_environment",
     "default_env_name",
+    "load_local_settings",
     "load_settings",
     "user_key_vars",
 ]
@@ -104,14 +107,7 @@ def load_settings(
     """
     base = cwd if cwd is not None else Path.cwd()
     env = _environment(dict(os.environ) if environ is None else dict(environ), base, dotenv)
-
-    log_level = (env.get("LOG_LEVEL") or "info").strip().lower()
-    if log_level not in LEVELS:
-        raise env.error("LOG_LEVEL", f"must be one of {', '.join(LEVELS)} (got {log_level!r})")
-    log_format_raw = (env.get("LOG_FORMAT") or "").strip().lower()
-    if log_format_raw and log_format_raw not in FORMATS:
-        choices = ", ".join(FORMATS)
-        raise env.error("LOG_FORMAT", f"must be one of {choices} (got {log_format_raw!r})")
+    local = _local_settings(env, base)
 
     config_display = (env.get("COPYTRADER_CONFIG") or DEFAULT_CONFIG_PATH).strip()
     config_path = _resolve(config_display, base)
@@ -132,9 +128,9 @@ def load_settings(
     return Settings(
         api_url=_api_url(env),
         config_path=config_path,
-        data_dir=_data_dir(env, base),
-        log_level=log_level,
-        log_format=log_format_raw or None,
+        data_dir=local.data_dir,
+        log_level=local.log_level,
+        log_format=local.log_format,
         copy=copy,
         master=master,
         users=users,
@@ -142,6 +138,30 @@ def load_settings(
         dotenv_path=(base / ".env") if dotenv and (base / ".env").is_file() else None,
         deployment_id=(env.get("RAILWAY_DEPLOYMENT_ID") or "").strip(),
         notes=(*accounts.notes, *master_notes),
+    )
+
+
+def load_local_settings(
+    environ: Mapping[str, str] | None = None, *, cwd: Path | None = None, dotenv: bool = True
+) -> LocalSettings:
+    """Only the data folder and the logging settings, as `load_settings` reads them, for the
+    commands that use no account (paper mode, the healthcheck): the config file and the key
+    variables are not read, so they neither fail on them nor pay for them."""
+    base = cwd if cwd is not None else Path.cwd()
+    env = _environment(dict(os.environ) if environ is None else dict(environ), base, dotenv)
+    return _local_settings(env, base)
+
+
+def _local_settings(env: _Environment, base: Path) -> LocalSettings:
+    log_level = (env.get("LOG_LEVEL") or "info").strip().lower()
+    if log_level not in LEVELS:
+        raise env.error("LOG_LEVEL", f"must be one of {', '.join(LEVELS)} (got {log_level!r})")
+    log_format_raw = (env.get("LOG_FORMAT") or "").strip().lower()
+    if log_format_raw and log_format_raw not in FORMATS:
+        choices = ", ".join(FORMATS)
+        raise env.error("LOG_FORMAT", f"must be one of {choices} (got {log_format_raw!r})")
+    return LocalSettings(
+        data_dir=_data_dir(env, base), log_level=log_level, log_format=log_format_raw or None
     )
 
 

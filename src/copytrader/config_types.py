@@ -87,6 +87,16 @@ class AccountSpec:
 
 
 @dataclass(frozen=True)
+class LocalSettings:
+    """Where this process keeps its files and how it logs: all that paper mode and the
+    healthcheck need, read without the config file or any account's variables."""
+
+    data_dir: Path
+    log_level: str
+    log_format: str | None  # "json", "console", or None: console on a terminal, json elsewhere
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the daemon and `copytrader check` need, parsed once at startup."""
 

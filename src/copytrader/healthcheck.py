@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from copytrader.config import load_settings
+from copytrader.config import load_local_settings
 from copytrader.errors import ConfigError
 from copytrader.lifecycle import (
     HEALTHY_BEATS,
@@ -21,7 +21,7 @@ from copytrader.lifecycle import (
 
 def main() -> int:
     try:
-        data_dir = load_settings().data_dir
+        data_dir = load_local_settings().data_dir
     except ConfigError as error:
         sys.stdout.write(f"unhealthy: {error}\n")
         return 1

@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from filelock import FileLock, Timeout
 
-from copytrader.config import load_settings
+from copytrader.config import load_local_settings
 from copytrader.demo_trader import DemoTrader
 from copytrader.lifecycle import PAPER_SUBDIR, StopSignal, install_stop_signals
 from copytrader.logs import configure_logging, get_logger
@@ -65,7 +65,7 @@ DAEMON_READY_TIMEOUT_S = 20.0
 
 def run(args: argparse.Namespace) -> int:
     """Run paper mode until a stop signal or `args.duration` seconds; returns the exit code."""
-    settings = load_settings()
+    settings = load_local_settings()
     configure_logging(settings.log_level, settings.log_format)
     stop = install_stop_signals(component="paper")
     paper_dir = settings.data_dir / PAPER_SUBDIR

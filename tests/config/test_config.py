@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.config import child_process_environment, load_settings
+from copytrader.config import child_process_environment, load_local_settings, load_settings
 from copytrader.config_types import SizingMode
 from copytrader.errors import ConfigError
 from copytrader.logs import configure_logging, get_logger
@@ -149,6 +149,22 @@ def test_data_dir_precedence(project: Path, env: dict[str, str], expected: str) 
     """COPYTRADER_DATA_DIR, else RAILWAY_VOLUME_MOUNT_PATH, else ./data (relative to cwd)."""
     settings = load_settings(env, cwd=project, dotenv=False)
     assert settings.data_dir == project / expected
+
+
+def test_local_settings_match_and_skip_the_config_file(project: Path) -> None:
+    """load_local_settings gives load_settings' data folder and logging, without the config file."""
+    env = {"COPYTRADER_DATA_DIR": "mine", "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json"}
+    settings = load_settings(env, cwd=project, dotenv=False)
+    local = load_local_settings(env, cwd=project, dotenv=False)
+    assert (local.data_dir, local.log_level, local.log_format) == (
+        settings.data_dir,
+        settings.log_level,
+        settings.log_format,
+    )
+    write_config(project, "[[users]\nid = 1\n")  # not TOML: load_settings would refuse it
+    assert load_local_settings(env, cwd=project, dotenv=False) == local
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        load_local_settings({"LOG_LEVEL": "loud"}, cwd=project, dotenv=False)
 
 
 def test_switches_from_environment(project: Path) -> None:
