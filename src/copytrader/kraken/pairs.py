@@ -39,10 +39,17 @@ class PairCache:
         return None if self._loaded_at is None else self._clock() - self._loaded_at
 
     def get(self, load: Callable[[], dict[str, PairInfo]], *, refresh: bool) -> dict[str, PairInfo]:
+        """A copy of the pairs, loaded first if stale (or `refresh`)."""
+        return dict(self._fresh(load, refresh=refresh))
+
+    def _fresh(
+        self, load: Callable[[], dict[str, PairInfo]], *, refresh: bool
+    ) -> dict[str, PairInfo]:
+        """The current pairs (not a copy: a load replaces the dict, it never changes one)."""
         with self._lock:
             age = self._age()
             if not refresh and age is not None and age < PAIRS_TTL_S:
-                return dict(self._pairs)
+                return self._pairs
         pairs = load()  # outside the lock: a slow reply must not block readers of a fresh copy
         index: dict[str, PairInfo] = {}
         for info in pairs.values():
@@ -51,15 +58,15 @@ class PairCache:
                     index.setdefault(name.upper(), info)
         with self._lock:
             self._pairs, self._index, self._loaded_at = pairs, index, self._clock()
-        return dict(pairs)
+        return pairs
 
     def lookup(self, name: str, load: Callable[[], dict[str, PairInfo]]) -> PairInfo | None:
-        self.get(load, refresh=False)
+        self._fresh(load, refresh=False)
         with self._lock:
             found = self._index.get(name.upper())
             age = self._age()
         if found is None and (age is None or age >= RELOAD_ON_MISS_AFTER_S):
-            self.get(load, refresh=True)
+            self._fresh(load, refresh=True)
             with self._lock:
                 found = self._index.get(name.upper())
         return found
