@@ -117,7 +117,11 @@ class MasterRecorder:
                         # Not copied (or no user to copy to): the summary is due right away.
                         log_summary_once(self._ledger, record)
                 continue
-            status_before = self._ledger.master_states([order.txid]).get(order.txid)
+            ended = isinstance(event, MasterOrderCancelled | MasterOrderExpired)
+            # Read before the update, for the cancel's log line only (not on every fill).
+            status_before = (
+                self._ledger.master_states([order.txid]).get(order.txid) if ended else None
+            )
             flagged = self._ledger.record_master_update(order.txid, order.status, order.vol_exec)
             if self._observer:
                 self._observer.master_event()
@@ -131,7 +135,7 @@ class MasterRecorder:
                     previous_vol_exec=str(event.previous_vol_exec),
                     status=order.status.value,
                 )
-            elif isinstance(event, MasterOrderCancelled | MasterOrderExpired):
+            elif ended:
                 cancels += 1
                 log.info(
                     "feed.master_cancelled"
