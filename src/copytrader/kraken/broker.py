@@ -64,7 +64,7 @@ from copytrader.kraken.retry import (
     sleep_for,
     transient_retrying,
 )
-from copytrader.kraken.signing import SigningApi, public_api
+from copytrader.kraken.signing import SigningApi, no_nonce_outside_the_lock, public_api
 from copytrader.nonce import NonceStore
 
 log = structlog.get_logger(__name__)
@@ -157,7 +157,7 @@ class KrakenBroker:
             except (requests.RequestException, ValueError) as exc:
                 raise self._transport_error(exc, method, is_write=is_write) from exc
             finally:
-                self._api.nonce_source = _nonce_outside_lock
+                self._api.nonce_source = no_nonce_outside_the_lock
             try:
                 result = self._result(reply, method, pair=pair)
             except NonceRejectedError:
@@ -468,7 +468,3 @@ class KrakenBroker:
     def check_permissions(self, *, order_pair: str | None = None) -> PermissionReport:
         """Try one harmless call per permission. With `order_pair`, a validate-only AddOrder."""
         return permissions.check_permissions(self, order_pair=order_pair)
-
-
-def _nonce_outside_lock() -> int:
-    raise RuntimeError("a private call must take its nonce inside the account's lock")

@@ -52,7 +52,8 @@ class _KeyStr(str):
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
-def _no_nonce_outside_the_lock() -> int:
+def no_nonce_outside_the_lock() -> int:
+    """The nonce source while no account lock is held: any call fails loudly."""
     raise RuntimeError("a private call must take its nonce inside the account's lock")
 
 
@@ -98,7 +99,7 @@ class SigningApi(krakenex.API):  # type: ignore[misc]  # krakenex ships no type 
         self._secret = _SecretBytes(secret)
         self.uri = uri.rstrip("/")
         pin_environment(self.session, self.uri)
-        self.nonce_source: Callable[[], int] = _no_nonce_outside_the_lock
+        self.nonce_source: Callable[[], int] = no_nonce_outside_the_lock
 
     def __repr__(self) -> str:
         return f"SigningApi(key={key_hint(self.key)!r}, uri={self.uri!r})"
