@@ -3,11 +3,8 @@ when there is nothing to cancel, the copy is looked up and left `placed` if it h
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from copytrader.copying.accounts import UserAccount
 from copytrader.copying.outcomes import CopyOutcomes
-from copytrader.copying.snapshots import AccountSnapshots
 from copytrader.domain import OrderStatus
 from copytrader.errors import OrderRejectedError
 from copytrader.ledger import CopyRecord, CopyState, Ledger, MasterOrderRecord
@@ -19,14 +16,8 @@ log = get_logger(__name__)
 class CopyCanceller:
     """Carries out the cancel requests the master's cancels left on placed copies."""
 
-    def __init__(
-        self,
-        ledger: Ledger,
-        snapshots: Mapping[str, AccountSnapshots],
-        outcomes: CopyOutcomes,
-    ) -> None:
+    def __init__(self, ledger: Ledger, outcomes: CopyOutcomes) -> None:
         self._ledger = ledger
-        self._snapshots = snapshots
         self._outcomes = outcomes
 
     def cancel(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
@@ -59,5 +50,3 @@ class CopyCanceller:
                 )
                 return
         self._outcomes.cancelled(master, copy)
-        # Its hold is released (and it may have filled in part before).
-        self._snapshots[copy.user_id].invalidate()

@@ -86,7 +86,7 @@ class Copier:
         self._resolver = InFlightResolver(
             ledger, settings, gates, earlier_run, self._placer, outcomes, clock
         )
-        self._canceller = CopyCanceller(ledger, self._snapshots, outcomes)
+        self._canceller = CopyCanceller(ledger, outcomes)
         self._lock = threading.Lock()
         self._running: set[str] = set()  # users whose lane is working
         self._dirty: set[str] = set()  # users with work added since their lane last looked

@@ -163,6 +163,9 @@ class CopyOutcomes:
         """The copy's order was cancelled after the master order's cancel or expiry."""
         why = f"master order {master.status.value}"
         self._ledger.mark_cancelled(master.txid, copy.user_id, reason=why)
+        # Its hold is released (and it may have filled in part before): whichever path cancelled
+        # it, the user's cached balances are stale.
+        self._snapshots[copy.user_id].invalidate()
         log.info(
             "copy.cancelled",
             message=f"copy of {master.txid} cancelled for {copy.user_id} ({why})",
