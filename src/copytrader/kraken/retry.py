@@ -7,7 +7,7 @@
 - Reads: on RetryLaterError or RateLimitedError, exponential backoff with jitter,
   READ_ATTEMPTS attempts and READ_TOTAL_S seconds at most.
 - Writes (AddOrder, CancelOrder): WRITE_ATTEMPTS attempts within WRITE_TOTAL_S, and every resend
-  is preceded by a lookup of the order (see broker.py); never a blind resend.
+  is preceded by a lookup of the order (see orders.py); never a blind resend.
 `waits=False` (tests) keeps every bound but sleeps zero.
 """
 
