@@ -10,7 +10,7 @@ Prints tables:
 3. a concurrency campaign (3 accounts x 8 threads, thousands of calls each) and a kill -9
    campaign (broker processes killed at random moments and restarted), both counting
    EAPI:Invalid nonce on the simulator (must be 0).
-The simulator's own REST counter would throttle these runs, so its clock is kept running fast.
+The simulator's own REST counter would throttle these runs, so it is turned off (/sim/limits).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import krakenex
-from tests.broker.conftest import SimAccount, accounts_toml, fast_sim_clock, make_broker
+from tests.broker.conftest import SimAccount, accounts_toml, make_broker, rest_limits_off
 from tests.broker.test_concurrency import start_worker
 from tests.simproc import SimProcess, running_sim
 
@@ -126,12 +126,11 @@ def bench_calls(count: int) -> None:
     fsync_account = SimAccount(name="fsync", account_id="USER:fsync")
     limited_account = SimAccount(name="limited", account_id="USER:limited")
     toml = accounts_toml(raw_account, broker_account, fsync_account, limited_account)
-    # The clock moves every 2 ms, not 20: sequential calls would outrun a 20 ms period and fill
-    # the simulator's REST counter (20 calls), which would time rejections, not calls.
+    # The simulator's REST counter is off: sequential calls would fill it and time rejections.
     with (
         tempfile.TemporaryDirectory() as tmp,
         running_sim(toml) as sim,
-        fast_sim_clock(sim, 600, period_s=0.002),
+        rest_limits_off(sim),
     ):
         data = Path(tmp)
         raw = RawKrakenex(raw_account.key, raw_account.secret, sim.url)
@@ -180,7 +179,7 @@ def bench_concurrency(calls_per_thread: int) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         running_sim(accounts_toml(*accounts)) as sim,
-        fast_sim_clock(sim, 600),
+        rest_limits_off(sim),
     ):
         brokers = [make_broker(a, sim, Path(tmp)) for a in accounts]
 
@@ -218,7 +217,7 @@ def bench_kills(kills: int) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         running_sim(accounts_toml(account)) as sim,
-        fast_sim_clock(sim, 600),
+        rest_limits_off(sim),
     ):
         data_dir = Path(tmp)
         workers = [start_worker(sim, account, data_dir, -1, 2) for _ in range(2)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import secrets
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,27 +81,17 @@ def sim_counters(sim: SimProcess) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def fast_sim_clock(
-    sim: SimProcess, step_s: float = 60.0, period_s: float = 0.02
-) -> Iterator[None]:
-    """Keep moving the simulator's clock forward so its REST counters never fill up.
+def rest_limits_off(sim: SimProcess) -> Iterator[None]:
+    """The simulator stops counting calls against the keys' REST and order limits meanwhile.
 
-    The simulator has no switch to turn rate limits off; the stress tests are about nonces, so
-    they let the exchange's time run fast instead (the broker's own counter is off for them).
+    The stress tests are about nonces, with the broker's own counter off: a fast client would
+    fill the exchange's counter (as it would on Kraken), and that is not what they test.
     """
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.wait(period_s):
-            sim.control("clock", {"advance_s": step_s})
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    sim.control("limits", {"rest": False, "orders": False})
     try:
         yield
     finally:
-        stop.set()
-        thread.join(10)
+        sim.control("limits", {"rest": True, "orders": True})
 
 
 @pytest.fixture(name="master")

@@ -22,8 +22,8 @@ from tests import secretscan
 from tests.broker.conftest import (
     SimAccount,
     accounts_toml,
-    fast_sim_clock,
     make_broker,
+    rest_limits_off,
     sim_counters,
 )
 from tests.simproc import SimProcess, running_sim
@@ -69,7 +69,7 @@ def test_three_accounts_many_threads_never_get_invalid_nonce(tmp_path: Path) -> 
     ]
     errors: Counter[str] = Counter()
     lock = threading.Lock()
-    with running_sim(accounts_toml(*accounts)) as sim, fast_sim_clock(sim):
+    with running_sim(accounts_toml(*accounts)) as sim, rest_limits_off(sim):
         brokers = [make_broker(a, sim, tmp_path / "data") for a in accounts]
         threads = [
             threading.Thread(target=hammer, args=(broker, CALLS_PER_THREAD, errors, lock))
@@ -123,7 +123,7 @@ def test_two_processes_sharing_an_account_never_get_invalid_nonce(
     master: SimAccount, tmp_path: Path
 ) -> None:
     """Two processes on one key and one data folder (daemon + `copytrader check`): no rejection."""
-    with running_sim(accounts_toml(master)) as sim, fast_sim_clock(sim):
+    with running_sim(accounts_toml(master)) as sim, rest_limits_off(sim):
         workers = [start_worker(sim, master, tmp_path / "data", 150, 3) for _ in range(2)]
         for worker in workers:
             worker.wait(DEADLINE_S)
@@ -148,7 +148,7 @@ def test_kill_9_mid_stream_then_restart_never_gets_invalid_nonce(
     """SIGKILL a calling process at random moments, restart it: the next calls are accepted."""
     rng = random.Random(99)
     data_dir = tmp_path / "data"
-    with running_sim(accounts_toml(master)) as sim, fast_sim_clock(sim):
+    with running_sim(accounts_toml(master)) as sim, rest_limits_off(sim):
         workers = [start_worker(sim, master, data_dir, -1, 2) for _ in range(2)]
         expected = 0
         try:

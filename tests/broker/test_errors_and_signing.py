@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 
 import pytest
-import requests
 
 from copytrader.errors import (
     AccountUnusableError,
@@ -24,6 +23,7 @@ from copytrader.kraken.errors import (
     throttled_until,
 )
 from copytrader.kraken.signing import sign
+from copytrader.kraken.transport import HttpStatusError, NoReplyError, NotSentError, TransportError
 
 # Kraken's documented example (reference kraken-api.md §1).
 VECTOR_SECRET = (
@@ -129,31 +129,26 @@ def test_throttle_deadline_is_read() -> None:
     assert throttled_until(KrakenError("x")) is None
 
 
-def _http_error(status: int) -> requests.HTTPError:
-    response = requests.Response()
-    response.status_code = status
-    return requests.HTTPError(f"{status} error", response=response)
-
-
 @pytest.mark.parametrize(
     ("exc", "is_write", "cls"),
     [
-        (requests.ReadTimeout(), False, RetryLaterError),
-        (requests.ReadTimeout(), True, OutcomeUnknownError),
-        (requests.ConnectTimeout(), True, RetryLaterError),
-        (requests.ConnectionError("reset"), True, OutcomeUnknownError),
-        (requests.ConnectionError("reset"), False, RetryLaterError),
-        (_http_error(502), True, OutcomeUnknownError),
-        (_http_error(520), True, OutcomeUnknownError),
-        (_http_error(503), False, RetryLaterError),
-        (_http_error(429), True, RateLimitedError),
-        (_http_error(404), False, KrakenError),
+        (NoReplyError("no reply (ReadTimeoutError)", timed_out=True), False, RetryLaterError),
+        (NoReplyError("no reply (ReadTimeoutError)", timed_out=True), True, OutcomeUnknownError),
+        (NotSentError("connection failed (NewConnectionError)"), True, RetryLaterError),
+        (NoReplyError("no reply (ProtocolError)", timed_out=False), True, OutcomeUnknownError),
+        (NoReplyError("no reply (ProtocolError)", timed_out=False), False, RetryLaterError),
+        (HttpStatusError(502), True, OutcomeUnknownError),
+        (HttpStatusError(520), True, OutcomeUnknownError),
+        (HttpStatusError(503), False, RetryLaterError),
+        (HttpStatusError(429), True, RateLimitedError),
+        (HttpStatusError(404), False, KrakenError),
         (ValueError("not json"), True, OutcomeUnknownError),
     ],
 )
-def test_transport_failures(exc: Exception, is_write: bool, cls: type[KrakenError]) -> None:
+def test_transport_failures(
+    exc: TransportError | ValueError, is_write: bool, cls: type[KrakenError]
+) -> None:
     """A lost reply is 'retry later' for reads but 'outcome unknown' for writes, unless unsent."""
-    assert isinstance(exc, requests.RequestException | ValueError)
     error = error_from_transport(
         exc, account="MASTER", method="AddOrder", is_write=is_write, timeout_s=10
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +14,8 @@ import structlog
 from copytrader.domain import OrderType, Side
 from copytrader.errors import KrakenError
 from copytrader.kraken.models import OrderRequest
+from copytrader.kraken.signing import USER_AGENT
+from copytrader.kraken.transport import HttpReply, HttpTransport
 from copytrader.nonce import wall_clock_ms
 from tests import secretscan
 from tests.broker.conftest import SimAccount, accounts_toml, make_broker
@@ -42,6 +44,19 @@ def _log_sink() -> Iterator[io.StringIO]:
         secretscan.record_output("broker secret workload logs", sink.getvalue())
 
 
+class SignatureRecordingTransport(HttpTransport):
+    """The real transport, also keeping each API-Sign it sends (to look for it afterwards)."""
+
+    def __init__(self, base_url: str, signatures: list[str]) -> None:
+        super().__init__(base_url, user_agent=USER_AGENT)
+        self.signatures = signatures
+
+    def post(self, path: str, body: str, headers: Mapping[str, str], timeout_s: float) -> HttpReply:
+        if "API-Sign" in headers:
+            self.signatures.append(headers["API-Sign"])
+        return super().post(path, body, headers, timeout_s)
+
+
 def describe(exc: BaseException) -> str:
     """Everything an operator could see of an exception: str, repr and the chained traceback."""
     return "\n".join([str(exc), repr(exc), *traceback.format_exception(exc)])
@@ -52,6 +67,7 @@ def workload(sim: SimProcess, good: SimAccount, reader: SimAccount, data: Path) 
     seen: list[str] = []
     signatures: list[str] = []
     broker = make_broker(good, sim, data, timeout_s=0.3)
+    broker._api.transport = SignatureRecordingTransport(sim.url, signatures)
     order = OrderRequest(
         pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT,
         volume=Decimal("0.01"), price=Decimal("50000"),
@@ -63,9 +79,6 @@ def workload(sim: SimProcess, good: SimAccount, reader: SimAccount, data: Path) 
             call()
         except KrakenError as exc:
             seen.append(describe(exc))
-        api = broker._api  # the signature actually sent last, to look for it afterwards
-        if api.response is not None and "API-Sign" in api.response.request.headers:
-            signatures.append(api.response.request.headers["API-Sign"])
 
     attempt(broker.balances)
     for kind in ("drop_reply", "http502", "unavailable", "hang"):

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from tests import secretscan
-from tests.broker.conftest import fast_sim_clock
+from tests.broker.conftest import rest_limits_off
 from tests.check.conftest import Accounts, base_env, run_check
 from tests.simproc import running_sim
 
@@ -25,7 +25,7 @@ def test_check_beside_a_busy_process_never_gets_invalid_nonce(tmp_path: Path) ->
     on either side, and none counted by the exchange."""
     accounts = Accounts()
     stop_file = tmp_path / "stop"
-    with running_sim(accounts.toml()) as sim, fast_sim_clock(sim):
+    with running_sim(accounts.toml()) as sim, rest_limits_off(sim):
         env = {**base_env(), **accounts.env(sim, tmp_path / "data")}
         worker = subprocess.Popen(
             [sys.executable, str(WORKER), str(stop_file)],

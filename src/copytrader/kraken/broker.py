@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import requests
 import structlog
 import tenacity
 from tenacity import RetryCallState
@@ -65,6 +64,7 @@ from copytrader.kraken.retry import (
     transient_retrying,
 )
 from copytrader.kraken.signing import SigningApi, no_nonce_outside_the_lock, public_api
+from copytrader.kraken.transport import TransportError
 from copytrader.nonce import NonceStore
 
 log = structlog.get_logger(__name__)
@@ -154,7 +154,7 @@ class KrakenBroker:
             self._api.nonce_source = next_nonce
             try:
                 reply = self._api.query_private(method, data, timeout=self.timeout_s)
-            except (requests.RequestException, ValueError) as exc:
+            except (TransportError, ValueError) as exc:
                 raise self._transport_error(exc, method, is_write=is_write) from exc
             finally:
                 self._api.nonce_source = no_nonce_outside_the_lock
@@ -171,7 +171,7 @@ class KrakenBroker:
         return result
 
     def _transport_error(
-        self, exc: requests.RequestException | ValueError, method: str, *, is_write: bool
+        self, exc: TransportError | ValueError, method: str, *, is_write: bool
     ) -> KrakenError:
         """A failed HTTP exchange as the exception tree says (a write's lost reply: unknown)."""
         return error_from_transport(
@@ -323,7 +323,7 @@ class KrakenBroker:
                         reply = self._public_api.query_public(
                             method, dict(params or {}), timeout=self.timeout_s
                         )
-                    except (requests.RequestException, ValueError) as exc:
+                    except (TransportError, ValueError) as exc:
                         raise self._transport_error(exc, method, is_write=False) from exc
                 return self._result(reply, method)
         raise AssertionError("unreachable")

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import re
 
-import requests
-import urllib3
-
 from copytrader.errors import (
     AccountUnusableError,
     KrakenError,
@@ -25,6 +22,12 @@ from copytrader.errors import (
     OutcomeUnknownError,
     RateLimitedError,
     RetryLaterError,
+)
+from copytrader.kraken.transport import (
+    HttpStatusError,
+    NoReplyError,
+    NotSentError,
+    TransportError,
 )
 
 INVALID_NONCE = "EAPI:Invalid nonce"
@@ -154,32 +157,19 @@ def has_error(error: KrakenError, prefix: str) -> bool:
     )
 
 
-def _never_connected(exc: requests.RequestException) -> bool:
-    """True when the request certainly never left this machine (no connection was made)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.ConnectionError) and exc.args:
-        reason = getattr(exc.args[0], "reason", None)
-        return isinstance(reason, urllib3.exceptions.NewConnectionError)
-    return False
-
-
 def _describe(exc: BaseException, timeout_s: float) -> str:
     # Short and built from types only: a library's message may carry request details.
-    if isinstance(exc, requests.Timeout):
-        return f"no reply within {timeout_s:g} s ({type(exc).__name__})"
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return f"HTTP {exc.response.status_code}"
-    if isinstance(exc, requests.ConnectionError) and exc.args:
-        reason = getattr(exc.args[0], "reason", exc.args[0])
-        return f"connection failed ({type(reason).__name__})"
+    if isinstance(exc, NoReplyError) and exc.timed_out:
+        return f"no reply within {timeout_s:g} s"
+    if isinstance(exc, TransportError):
+        return str(exc)
     if isinstance(exc, ValueError):
         return "reply was not JSON"
     return type(exc).__name__
 
 
 def error_from_transport(
-    exc: requests.RequestException | ValueError,
+    exc: TransportError | ValueError,
     *,
     account: str,
     method: str,
@@ -188,13 +178,13 @@ def error_from_transport(
 ) -> KrakenError:
     """The exception for a call that got no usable reply (timeout, connection, HTTP status)."""
     message = f"{method}: {_describe(exc, timeout_s)}"
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        status = exc.response.status_code
+    if isinstance(exc, HttpStatusError):
+        status = exc.status
         if status == 429:
             return RateLimitedError(message, account=account)
         if status < 500 and status not in (408,):
             return KrakenError(message, account=account)
-    if isinstance(exc, requests.RequestException) and _never_connected(exc):
+    if isinstance(exc, NotSentError):
         return RetryLaterError(message + "; not sent", account=account)
     if is_write:
         return OutcomeUnknownError(message + "; it may or may not have happened", account=account)

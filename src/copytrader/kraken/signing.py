@@ -7,9 +7,9 @@ plain str attribute and signs with `_sign()`. We subclass it to:
 - hold the decoded secret in an object whose repr is `<SECRET>` (a debugger, a rich traceback
   with locals or a stray `vars(api)` shows nothing), and sign with it;
 - point `uri` at the configured base URL (Kraken or the simulator);
-- read the environment's HTTP settings once, not on every call (`pin_environment`).
-The object is not thread-safe (krakenex keeps the last `response` on it); the account lock
-serializes its use.
+- send through `HttpTransport` (urllib3, one kept-alive connection, no retries; see
+  transport.py for why not requests) instead of krakenex's requests session.
+The object is not thread-safe (one connection); the account lock serializes its use.
 """
 
 from __future__ import annotations
@@ -22,9 +22,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import krakenex
-import requests
+from krakenex import version as krakenex_version
 
 from copytrader.kraken.credentials import SECRET_MASK, ApiCredentials, key_hint
+from copytrader.kraken.transport import HttpTransport
+
+# What krakenex sends; kept, so Kraken (and the simulator's request log) sees the same client.
+USER_AGENT = f"krakenex/{krakenex_version.__version__} (+{krakenex_version.__url__})"
 
 
 class _SecretBytes:
@@ -57,26 +61,6 @@ def no_nonce_outside_the_lock() -> int:
     raise RuntimeError("a private call must take its nonce inside the account's lock")
 
 
-def pin_environment(session: requests.Session, url: str) -> None:
-    """Take the environment's proxy and CA-bundle settings for `url` once; stop reading it per call.
-
-    With `trust_env` (requests' default) every request scans the whole environment (proxies,
-    NO_PROXY, CA bundles) and looks for a ~/.netrc. The daemon's environment holds two
-    credential variables per user, so with 100 users that scan was about half of a call's CPU.
-    Here `merge_environment_settings` resolves the same settings once for our one base URL
-    (HTTPS_PROXY/HTTP_PROXY/ALL_PROXY with NO_PROXY applied to this host, REQUESTS_CA_BUNDLE or
-    CURL_CA_BUNDLE), so an operator's proxy still works; changing them needs a restart, like
-    every other setting. It is requests (via urllib.request.getproxies) that reads os.environ
-    here, not our code: config.py stays the only module of ours that does. Not kept: netrc
-    credentials, which requests would send as HTTP Basic auth; Kraken authenticates by the
-    API-Key/API-Sign headers alone, so there is nothing to send.
-    """
-    settings = session.merge_environment_settings(url, {}, None, None, None)
-    session.proxies = dict(settings["proxies"] or {})
-    session.verify = settings["verify"]
-    session.trust_env = False
-
-
 def sign(secret: bytes, urlpath: str, data: Mapping[str, Any]) -> str:
     """Kraken's API-Sign: base64(HMAC-SHA512(secret, path + SHA256(nonce + urlencoded body)))."""
     return sign_body(secret, urlpath, str(data["nonce"]), urllib.parse.urlencode(data))
@@ -89,16 +73,50 @@ def sign_body(secret: bytes, urlpath: str, nonce: str, body: str) -> str:
     return base64.b64encode(mac.digest()).decode()
 
 
-class SigningApi(krakenex.API):  # type: ignore[misc]  # krakenex ships no type information
+class PublicApi(krakenex.API):  # type: ignore[misc]  # krakenex ships no type information
+    """A key-less krakenex.API for public endpoints, sending through our transport."""
+
+    def __init__(self, uri: str, **keys: Any) -> None:
+        super().__init__(**keys)
+        self.session.close()  # krakenex's requests session is never used
+        self.uri = uri.rstrip("/")
+        self.transport = HttpTransport(self.uri, user_agent=USER_AGENT)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def _query(
+        self,
+        urlpath: str,
+        data: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """krakenex's `_query`: public endpoints by GET with a query string, others by POST."""
+        timeout_s = _required_timeout(timeout)
+        if "/public/" in urlpath:
+            reply = self.transport.get(urlpath, data or {}, headers or {}, timeout_s)
+        else:
+            body = urllib.parse.urlencode(data or {})
+            form = {"Content-Type": _FORM_CONTENT_TYPE, **(headers or {})}
+            reply = self.transport.post(urlpath, body, form, timeout_s)
+        return reply.json(**self._json_options)
+
+
+def _required_timeout(timeout: float | None) -> float:
+    if timeout is None or timeout <= 0:
+        raise ValueError("every Kraken call needs a positive timeout")
+    return timeout
+
+
+class SigningApi(PublicApi):
     """One account's krakenex.API: our nonce source, our signer, our base URL."""
 
     def __init__(self, credentials: ApiCredentials, *, uri: str, secret: bytes) -> None:
-        super().__init__(key=_KeyStr(credentials.key), secret="")
+        super().__init__(uri, key=_KeyStr(credentials.key), secret="")
         # krakenex only checks that `secret` is truthy; the real one is `_secret`.
         self.secret = credentials.secret
         self._secret = _SecretBytes(secret)
-        self.uri = uri.rstrip("/")
-        pin_environment(self.session, self.uri)
         self.nonce_source: Callable[[], int] = no_nonce_outside_the_lock
 
     def __repr__(self) -> str:
@@ -110,14 +128,9 @@ class SigningApi(krakenex.API):  # type: ignore[misc]  # krakenex ships no type 
     def query_private(
         self, method: str, data: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
-        """krakenex's query_private, sending the body it signed as an encoded string.
-
-        Same request as krakenex's (form body with the nonce, API-Key, API-Sign, POST to
-        /0/private/<method>), but the body is urlencoded once, signed, and handed to requests
-        as a string: given a dict, requests re-encodes it and checks it against runtime
-        Protocols (slow isinstance calls), a noticeable part of a call's CPU. A string body
-        gets no Content-Type from requests, so the form type is set here.
-        """
+        """krakenex's query_private: the same request (form body with the nonce, API-Key,
+        API-Sign, POST to /0/private/<method>), with the body urlencoded once and the exact
+        bytes that were signed sent."""
         if data is None:
             data = {}
         data["nonce"] = self._nonce()
@@ -128,20 +141,13 @@ class SigningApi(krakenex.API):  # type: ignore[misc]  # krakenex ships no type 
             "API-Sign": sign_body(self._secret.value, urlpath, str(data["nonce"]), body),
             "Content-Type": _FORM_CONTENT_TYPE,
         }
-        self.response = self.session.post(
-            self.uri + urlpath, data=body, headers=headers, timeout=timeout
-        )
-        if self.response.status_code not in (200, 201, 202):
-            self.response.raise_for_status()
-        return self.response.json(**self._json_options)
+        reply = self.transport.post(urlpath, body, headers, _required_timeout(timeout))
+        return reply.json(**self._json_options)
 
     def _sign(self, data: Mapping[str, Any], urlpath: str) -> str:
         return sign(self._secret.value, urlpath, data)
 
 
-def public_api(uri: str) -> krakenex.API:
+def public_api(uri: str) -> PublicApi:
     """A key-less krakenex.API for public endpoints at this base URL."""
-    api = krakenex.API()
-    api.uri = uri.rstrip("/")
-    pin_environment(api.session, api.uri)
-    return api
+    return PublicApi(uri)

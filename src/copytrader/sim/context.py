@@ -29,6 +29,8 @@ class Exchange(Protocol):
     def set_price(self, pair: str, price: Decimal) -> None: ...
     def state(self) -> dict[str, Any]: ...
 
+    order_limits: bool
+
 
 @dataclass
 class SimContext:

@@ -35,6 +35,7 @@ def add_control_routes(app: web.Application) -> None:
         ("GET", "/sim/requests", get_requests),
         ("POST", "/sim/clock", advance_clock),
         ("POST", "/sim/lockouts/clear", clear_lockouts),
+        ("POST", "/sim/limits", set_limits),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, path, _guarded(handler))
@@ -157,3 +158,20 @@ async def advance_clock(request: web.Request, context: SimContext) -> web.Respon
 async def clear_lockouts(request: web.Request, context: SimContext) -> web.Response:
     context.auth.lockouts.clear()
     return json_response(OK)
+
+
+async def set_limits(request: web.Request, context: SimContext) -> web.Response:
+    """{"rest": false, "orders": false}: private calls stop counting against the keys' REST
+    limits, AddOrder/CancelOrder against the matching engine's per-pair limits (true: again).
+
+    For stress tests about something else (nonces under many threads): with a fast client
+    every limit would be hit, and moving the clock forward to empty the counters races it."""
+    payload = await _payload(request)
+    switches: dict[str, Any] = {n: payload[n] for n in ("rest", "orders") if n in payload}
+    if not switches or any(not isinstance(value, bool) for value in switches.values()):
+        raise ControlError("give 'rest' and/or 'orders' as true or false")
+    if "rest" in switches:
+        context.auth.rest_limits = switches["rest"]
+    if "orders" in switches:
+        context.engine.order_limits = switches["orders"]
+    return json_response({"ok": True, **switches})
