@@ -15,9 +15,11 @@ copies go out in parallel, not one after another.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from tests.copy.harness import SimUser, copy_world
 
@@ -25,8 +27,19 @@ MASTER = {"ZUSD": "10000000", "XXBT": "100"}
 USER_BALANCES = {"ZUSD": "200000", "XXBT": "2"}
 
 
-def run_one(users: int, orders: int, latency_ms: float) -> list[float]:
-    """seen_to_all_acked_ms of each master order, with `users` users."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3 of stat(5), utime 14 and stime 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_one(users: int, orders: int, latency_ms: float) -> tuple[list[float], float | None]:
+    """seen_to_all_acked_ms of each master order with `users` users, and the daemon's CPU
+    milliseconds per copy over the whole burst (polling included)."""
     sim_users = [SimUser(f"user{n:03d}", USER_BALANCES) for n in range(users)]
     settings = {"max_signal_age_seconds": "120"}
     with copy_world(
@@ -36,6 +49,7 @@ def run_one(users: int, orders: int, latency_ms: float) -> list[float]:
         sim_args=("--latency-ms", str(latency_ms)),
     ) as world:
         daemon = world.start_daemon()
+        cpu_before = cpu_seconds(daemon.process.pid)
         results: list[float] = []
         for index in range(orders):
             params = {"pair": "XBTUSD", "type": "buy", "volume": "0.5"}
@@ -49,8 +63,12 @@ def run_one(users: int, orders: int, latency_ms: float) -> list[float]:
                 raise RuntimeError(f"{summary['message']}: expected {users} placed")
             results.append(float(summary["seen_to_all_acked_ms"]))
             time.sleep(0.2)
+        cpu_after = cpu_seconds(daemon.process.pid)
         daemon.stop()
-        return results
+        per_copy = None
+        if cpu_before is not None and cpu_after is not None:
+            per_copy = 1000 * (cpu_after - cpu_before) / (orders * users)
+        return results, per_copy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,16 +80,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = [int(n) for n in args.users.split(",")]
     medians: dict[int, float] = {}
     print(f"simulator latency {args.latency_ms:g} ms per request; {args.orders} master orders each")
-    print(f"{'users':>6} {'median ms':>10} {'p90 ms':>8} {'min ms':>8} {'max ms':>8}")
+    print(
+        f"{'users':>6} {'median ms':>10} {'p90 ms':>8} {'min ms':>8} {'max ms':>8} "
+        f"{'daemon CPU ms/copy':>19}"
+    )
     for count in counts:
         started = time.monotonic()
-        samples = run_one(count, args.orders, args.latency_ms)
+        samples, cpu_per_copy = run_one(count, args.orders, args.latency_ms)
+        cpu_text = "n/a" if cpu_per_copy is None else f"{cpu_per_copy:.2f}"
         ordered = sorted(samples)
         p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
         medians[count] = statistics.median(samples)
         print(
             f"{count:>6} {medians[count]:>10.1f} {p90:>8.1f} {ordered[0]:>8.1f} "
-            f"{ordered[-1]:>8.1f}   ({time.monotonic() - started:.0f} s run)",
+            f"{ordered[-1]:>8.1f} {cpu_text:>19}   ({time.monotonic() - started:.0f} s run)",
             flush=True,
         )
     if 1 in medians and len(medians) > 1:
