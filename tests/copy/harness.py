@@ -124,6 +124,16 @@ class DaemonProcess:
         with self.lock:
             return [e for e in self.events if e.get("event") == name]
 
+    def wait_running(self) -> None:
+        """Until the daemon logs `daemon.running` (its signal handlers are in place by then)."""
+        wait_until(
+            lambda: self.named("daemon.running") or self.process.poll() is not None,
+            DAEMON_READY_TIMEOUT_S,
+            "daemon.running",
+        )
+        if self.process.poll() is not None:
+            raise AssertionError("daemon exited:\n" + "\n".join(self.lines[-30:]))
+
     def kill9(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
@@ -283,13 +293,7 @@ class CopyWorld:
         self.daemons.append(daemon)
         threading.Thread(target=daemon.pump, daemon=True).start()
         if wait_ready:
-            wait_until(
-                lambda: daemon.named("daemon.running") or daemon.process.poll() is not None,
-                DAEMON_READY_TIMEOUT_S,
-                "daemon.running",
-            )
-            if daemon.process.poll() is not None:
-                raise AssertionError("daemon exited:\n" + "\n".join(daemon.lines[-30:]))
+            daemon.wait_running()
         return daemon
 
     def summary(

@@ -109,6 +109,9 @@ def test_kill_9_at_random_moments_during_a_burst_copies_each_order_once() -> Non
             daemon = world.start_daemon(wait_ready=False)
         trader.join(30)
         wait_until(lambda: all_copied_once(world, txids), 40, "every copy on the exchange", 2.0)
+        # The copies may all be done before the last daemon has even started; a SIGTERM
+        # before its handlers are in place would end it with -15, not a drain.
+        daemon.wait_running()
         assert daemon.stop() == 0
         assert_exactly_once(world, txids)
 
