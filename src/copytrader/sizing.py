@@ -102,7 +102,9 @@ def _to_decimal(value: Fraction, places: int) -> Decimal:
     scaled = value * 10**places
     if scaled.denominator != 1:
         raise ValueError(f"{value} is not a multiple of 10^-{places}")
-    return Decimal(scaled.numerator).scaleb(-places)
+    # From text, not scaleb(): construction is exact, while scaleb rounds to the context's 28
+    # significant digits (a huge ratio gave a volume with a digit fewer than lot_decimals).
+    return Decimal(f"{scaled.numerator}E-{places}")
 
 
 def floor_to_places(value: Fraction, places: int) -> Fraction:
