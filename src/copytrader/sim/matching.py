@@ -51,6 +51,9 @@ class Exchange:
         self._seq = 0
         self._close_seq = 0
         self._trade_number = 0
+        # Open orders that time can change (an expiry time, or not started yet), by txid: the
+        # only ones `tick()` looks at, so a request does not cost O(every open order).
+        self._timed: dict[str, tuple[Wallet, SimOrder]] = {}
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -119,6 +122,7 @@ class Exchange:
         self, wallet: Wallet, order: SimOrder, status: Status, reason: str | None, when: float
     ) -> None:
         wallet.open.pop(order.txid, None)
+        self._timed.pop(order.txid, None)
         self._close_seq += 1
         order.status = status
         order.reason = reason
@@ -135,6 +139,8 @@ class Exchange:
         wallet.orders[order.txid] = order
         if order.ordertype is not OrderType.MARKET:
             wallet.open[order.txid] = order
+        if order.expiretm or order.starttm > self.clock():
+            self._timed[order.txid] = (wallet, order)
         if order.starttm > self.clock():
             order.status = Status.PENDING
             return
@@ -198,7 +204,7 @@ class Exchange:
     def tick(self) -> None:
         """Expire orders whose time passed; start scheduled ones. Called before every request."""
         now = self.clock()
-        for wallet, order in self._all_open():
+        for wallet, order in sorted(self._timed.values(), key=lambda item: item[1].seq):
             if order.txid not in wallet.open:
                 continue
             if order.expiretm and now >= order.expiretm:
