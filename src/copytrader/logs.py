@@ -18,6 +18,7 @@ libraries). It is the last line of defence, not the first: code must not log sec
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -51,10 +52,56 @@ _SENSITIVE_FIELD = re.compile(
 _HARMLESS_FIELD = re.compile(r"(_var|_vars|_name|_names|_count|_set|_file|_hint)$", re.IGNORECASE)
 # A run of the base64 alphabet long enough to be a Kraken API key (56 chars) or secret (88).
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
+_BASE64_RUN_MIN = 40  # the {40,} above: shorter text cannot hold a base64 run
 _MIN_REGISTERED_LEN = 6
+# The characters of standard and url-safe base64 (padding included). A registered secret made
+# only of these can only occur inside a maximal run of them, so `redact_text` finds such runs
+# with one regex and checks only them, instead of searching the whole text for every secret.
+# Every _BASE64_RUN match also lies inside one such run.
+_RUN_CHARS = "A-Za-z0-9+/=_-"
+_RUN = re.compile(f"[{_RUN_CHARS}]+")
+
+
+class _Secrets:
+    """The registered secrets, arranged for `redact_text`; immutable, replaced on register.
+
+    Readers take the module's current instance without a lock (one reference read), so a log
+    line never waits for a registration and never sees a half-built one.
+    """
+
+    def __init__(self, values: frozenset[str]) -> None:
+        longest_first = sorted(values, key=len, reverse=True)
+        # Secrets with a character outside the run alphabet: searched for in the whole text.
+        self.other = tuple(v for v in longest_first if _RUN.fullmatch(v) is None)
+        # Secrets of the run alphabet, longest first (a longer one is replaced before a shorter
+        # one it contains), and as a set for the common case of a run that is exactly a secret.
+        self.run = tuple(v for v in longest_first if _RUN.fullmatch(v) is not None)
+        self.run_set = frozenset(self.run)
+        self.run_min = len(self.run[-1]) if self.run else sys.maxsize
+        # Text shorter than this holds neither a registered secret nor a base64 run.
+        self.text_min = min([_BASE64_RUN_MIN, *(len(v) for v in values)])
+        # Maximal runs (the lookbehind starts a match only at a run's first character, so a
+        # short run is scanned once) long enough for a registered secret or a base64 run.
+        self.runs = re.compile(
+            f"(?<![{_RUN_CHARS}])[{_RUN_CHARS}]{{{min(self.run_min, _BASE64_RUN_MIN)},}}"
+        )
+
+    def redact_run(self, match: re.Match[str]) -> str:
+        run = match.group(0)
+        if run in self.run_set:
+            return REDACTED
+        if len(run) > self.run_min:
+            for secret in self.run:
+                if len(secret) <= len(run) and secret in run:
+                    run = run.replace(secret, REDACTED)
+        if len(run) >= _BASE64_RUN_MIN:
+            run = _BASE64_RUN.sub(_redact_base64_run, run)
+        return run
+
 
 _secrets_lock = threading.Lock()
 _registered_secrets: set[str] = set()
+_secrets = _Secrets(frozenset())
 
 
 def register_secret(value: str) -> None:
@@ -63,15 +110,20 @@ def register_secret(value: str) -> None:
     Config registers every API key and secret it loads. Very short strings are ignored: they
     would blank out ordinary words and they are not secrets anyway.
     """
+    global _secrets
     if len(value) >= _MIN_REGISTERED_LEN:
         with _secrets_lock:
-            _registered_secrets.add(value)
+            if value not in _registered_secrets:
+                _registered_secrets.add(value)
+                _secrets = _Secrets(frozenset(_registered_secrets))
 
 
 def forget_registered_secrets() -> None:
     """Drop every registered secret (tests only)."""
+    global _secrets
     with _secrets_lock:
         _registered_secrets.clear()
+        _secrets = _Secrets(frozenset())
 
 
 def _looks_like_base64_secret(run: str) -> bool:
@@ -86,27 +138,38 @@ def _looks_like_base64_secret(run: str) -> bool:
     )
 
 
+def _redact_base64_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    return REDACTED if _looks_like_base64_secret(run) else run
+
+
 def redact_text(text: str) -> str:
     """`text` with registered secrets and secret-looking base64 runs replaced by <REDACTED>."""
-    with _secrets_lock:
-        known = sorted(_registered_secrets, key=len, reverse=True)
-    for secret in known:
+    known = _secrets
+    if len(text) < known.text_min:
+        return text
+    # Secrets outside the run alphabet first: one of them may contain a run-alphabet secret,
+    # never the other way round, and it must be replaced whole.
+    for secret in known.other:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    return _BASE64_RUN.sub(
-        lambda m: REDACTED if _looks_like_base64_secret(m.group(0)) else m.group(0), text
-    )
+    return known.runs.sub(known.redact_run, text)
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_sensitive_field(name: str) -> bool:
+    # Cached: field names repeat on every line, and the answer depends on the name alone.
     return bool(_SENSITIVE_FIELD.search(name)) and not _HARMLESS_FIELD.search(name)
 
 
 def _redact_value(value: Any, depth: int = 0) -> Any:
-    if depth > 6:
-        return value
     if isinstance(value, str):
         return redact_text(value)
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    if depth > 6:
+        # Deeper than any real field (or a cycle): its text, redacted, is what gets printed.
+        return redact_text(str(value))
     if isinstance(value, Mapping):
         return {
             k: (
@@ -118,8 +181,6 @@ def _redact_value(value: Any, depth: int = 0) -> Any:
         }
     if isinstance(value, list | tuple):
         return type(value)(_redact_value(v, depth + 1) for v in value)
-    if isinstance(value, int | float | bool) or value is None:
-        return value
     # Anything else is rendered with repr/str by the renderer: redact that text instead.
     return redact_text(str(value))
 
