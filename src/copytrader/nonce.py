@@ -6,17 +6,24 @@ host sharing the data folder, restarts, `kill -9` at any instant and a clock tha
 Files, in the data folder, for account id `USER:daivon_frazier`:
 
     kraken_nonce_user_daivon_frazier.txt          the last nonce handed out (one decimal integer)
-    kraken_nonce_user_daivon_frazier.txt.lock     the OS lock (filelock); never holds data
+    kraken_nonce_user_daivon_frazier.txt.lock     the OS lock (flock); never holds data
     kraken_nonce_user_daivon_frazier.txt.tmp      the next value while it is written (fsync mode)
     kraken_nonce_user_daivon_frazier.txt.ceiling  a value above every nonce ever handed out
     kraken_nonce_user_daivon_frazier.txt.boot     the boot the main file is current for
 
 Rules:
-- next nonce = max(now_ms, last + 1); it is written (in place, `_overwrite_in_place`) BEFORE it
+- next nonce = max(now_ms, last + 1); it is written (in place, `_overwrite_fd`) BEFORE it
   is returned, so a nonce that may have been sent is always in the file, as every later reader (any
   thread or process, under the lock) sees it.
 - The thread lock and the OS file lock are held for the whole `locked()` block: the broker takes
   the nonce and waits for the reply inside it, so one key's requests reach Kraken in nonce order.
+- The OS lock is `flock` on a descriptor of the `.lock` file that each process opens once and
+  keeps (`_FlockLock`; opening, closing and path handling per lock cost more than the nonce
+  itself). After taking it, the descriptor is checked to still name the file at the path: if the
+  lock file was deleted or replaced, another process would lock the new file, so ours is reopened.
+  A forked child drops the descriptors it inherited (flock locks belong to the open file, which a
+  fork shares) and opens its own. Where flock is unavailable (no `fcntl`, e.g. Windows, or a
+  filesystem answering ENOSYS) the `filelock` library does the OS lock.
 - Recovery when the main file is missing, empty or corrupt (a warning, never a crash): the next
   nonce is above the largest value we can still find, i.e. max(now_ms, ceiling, leftover temp
   file, legacy file for MASTER). The ceiling file is rewritten (durably) only when the nonce
@@ -44,6 +51,7 @@ more such check, never a missed one, so the sidecar needs no fsync. Where no boo
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -52,11 +60,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import filelock
 import structlog
 
 from copytrader.errors import ConfigError, RetryLaterError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; filelock does the OS lock (_FileLockFallback)
+    _HAS_FLOCK = False
+else:
+    _HAS_FLOCK = True
 
 log = structlog.get_logger(__name__)
 
@@ -69,8 +85,11 @@ UINT64_MAX = 2**64 - 1
 # How long to wait for another thread or process holding this account's lock. A holder keeps it
 # for one request at most (bounded by the broker's timeout), so a longer wait means it is stuck.
 DEFAULT_LOCK_TIMEOUT_S = 120.0
-# filelock polls a contended OS lock; short polls keep two processes on one key fast.
+# A contended OS lock is polled (flock has no timeout, and a blocking flock cannot be interrupted
+# safely from another thread); short polls keep two processes on one key fast.
 _LOCK_POLL_S = 0.0005
+# flock's answers for "held by another open file"; some filesystems say EACCES (as filelock does).
+_FLOCK_BUSY = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES})
 _SANITIZE_DROP = re.compile(r"[^-a-z0-9_]")
 _DECIMAL_INTEGER = re.compile(r"\s*(\d{1,20})\s*")
 _BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
@@ -110,16 +129,158 @@ def nonce_file_name(account_id: str) -> str:
     return f"kraken_nonce_{sanitize_account_id(account_id)}.txt"
 
 
+class _OsLock(Protocol):
+    """The cross-process half of an account's lock. Used only under the path's thread lock."""
+
+    def acquire(self, timeout_s: float, make_dir: Callable[[], None]) -> bool:
+        """Take the lock; False after `timeout_s`. `make_dir` creates the data folder."""
+
+    def release(self) -> None: ...
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: whatever the parent held is not ours; start afresh."""
+
+
+class _FlockLock:
+    """flock on a descriptor of the lock file, opened once per process and kept (module doc).
+
+    Per lock this costs a flock, an os.stat and the unlock - what filelock spent on opening and
+    closing the file, realpath, fork tracking and its poll machinery is gone.
+    """
+
+    def __init__(self, lock_path: str) -> None:
+        self._path = lock_path
+        self._fd = -1
+        self._identity = (0, 0)  # (st_dev, st_ino) of the file self._fd is open on
+        self._fallback: _FileLockFallback | None = None
+
+    def acquire(self, timeout_s: float, make_dir: Callable[[], None]) -> bool:
+        if self._fallback is not None:
+            return self._fallback.acquire(timeout_s, make_dir)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._fd < 0:
+                self._open(make_dir)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno == errno.ENOSYS:
+                    # This filesystem has no flock: filelock copes (it falls back to a lock
+                    # file's existence), as it did for this store before it used flock itself.
+                    self._close()
+                    self._fallback = _FileLockFallback(self._path)
+                    return self._fallback.acquire(max(0.0, deadline - time.monotonic()), make_dir)
+                if exc.errno not in _FLOCK_BUSY:
+                    raise
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(_LOCK_POLL_S)
+                continue
+            if self._names_the_lock_file():
+                return True
+            # Someone deleted or replaced the lock file since we opened it: a process opening the
+            # path now locks another file, so our lock would exclude nobody. Reopen and retry.
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._close()
+            if time.monotonic() >= deadline:  # only if the file keeps being replaced
+                return False
+
+    def release(self) -> None:
+        if self._fallback is not None:
+            self._fallback.release()
+        else:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def forget_after_fork(self) -> None:
+        # The child's descriptor shares the parent's open file, hence its flock: the child would
+        # "take" a lock the parent holds, and its unlock would free the parent's. Closing it only
+        # drops the child's reference (no unlock); the next acquire opens a file of its own.
+        self._close()
+        if self._fallback is not None:
+            self._fallback.forget_after_fork()
+
+    def _open(self, make_dir: Callable[[], None]) -> None:
+        # Not O_TRUNC (the file never holds data, and a peer may hold it); O_NOFOLLOW as filelock
+        # did, so a symlink planted at the path is not locked instead. os.open's descriptors are
+        # close-on-exec (PEP 446): a program we start does not inherit the lock.
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self._path, flags, 0o600)
+        except OSError:
+            # Usually the data folder does not exist yet (a first start, or it was removed).
+            # Creating it here rather than before every lock; make_dir raises the ConfigError
+            # naming the folder when that is impossible (e.g. it is a file). Then once more: any
+            # other reason (a read-only folder) raises from there.
+            make_dir()
+            fd = os.open(self._path, flags, 0o600)
+        try:
+            stat = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._identity = (stat.st_dev, stat.st_ino)
+
+    def _names_the_lock_file(self) -> bool:
+        try:
+            stat = os.stat(self._path)
+        except FileNotFoundError:
+            return False
+        return (stat.st_dev, stat.st_ino) == self._identity
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class _FileLockFallback:
+    """The OS lock through `filelock`, where flock is unavailable (see _OsLock)."""
+
+    def __init__(self, lock_path: str) -> None:
+        self._path = lock_path
+        self._lock = filelock.FileLock(lock_path, thread_local=False)
+
+    def acquire(self, timeout_s: float, make_dir: Callable[[], None]) -> bool:
+        make_dir()  # filelock does not create the folder; rare platforms, so not worth caching
+        try:
+            self._lock.acquire(timeout=timeout_s, poll_interval=_LOCK_POLL_S)
+        except filelock.Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def forget_after_fork(self) -> None:
+        # filelock refuses an instance inherited across a fork ("construct a new instance").
+        self._lock = filelock.FileLock(self._path, thread_local=False)
+
+
+def _new_os_lock(lock_path: str) -> _OsLock:
+    return _FlockLock(lock_path) if _HAS_FLOCK else _FileLockFallback(lock_path)
+
+
 @dataclass
 class _PathLocks:
     """The in-process half of an account's lock, shared by every store on the same file."""
 
-    file_lock: filelock.FileLock
+    os_lock: _OsLock
     thread_lock: threading.Lock = field(default_factory=threading.Lock)
     owner: int | None = None
     # The boot for which this process has made sure the main file is current (module docstring).
     checked_boot: str | None = None
     account_ids: set[str] = field(default_factory=set)
+
+    def forget_after_fork(self) -> None:
+        # A forked child must not inherit locks held by threads that do not exist in it, nor
+        # the parent's OS lock. A block the forking thread was in stays unusable in the child:
+        # `owner` no longer names it (next_nonce refuses), and its exit releases nothing (it
+        # sees the new thread lock; locked()).
+        self.thread_lock = threading.Lock()
+        self.owner = None
+        self.os_lock.forget_after_fork()
 
 
 _registry_lock = threading.Lock()
@@ -127,10 +288,12 @@ _registry: dict[Path, _PathLocks] = {}
 
 
 def _reset_registry_after_fork() -> None:
-    # A forked child must not inherit locks held by threads that do not exist in it.
-    global _registry_lock, _registry
+    # The entries are reset in place, not dropped: stores made before the fork hold them, and
+    # stores made after it must share them (one thread lock per file in a process).
+    global _registry_lock
     _registry_lock = threading.Lock()
-    _registry = {}
+    for locks in _registry.values():
+        locks.forget_after_fork()
 
 
 os.register_at_fork(after_in_child=_reset_registry_after_fork)
@@ -140,9 +303,7 @@ def _locks_for(path: Path, account_id: str) -> _PathLocks:
     with _registry_lock:
         locks = _registry.get(path)
         if locks is None:
-            locks = _PathLocks(
-                file_lock=filelock.FileLock(f"{path}.lock", thread_local=False),
-            )
+            locks = _PathLocks(os_lock=_new_os_lock(f"{path}.lock"))
             _registry[path] = locks
         others = locks.account_ids - {account_id}
         locks.account_ids.add(account_id)
@@ -169,9 +330,26 @@ def _parse(text: str) -> int | None:
 def _read_text(path: Path) -> str | None:
     """The file's text, or None when it does not exist. Unreadable bytes count as corrupt text."""
     try:
-        return path.read_bytes().decode("ascii", errors="replace")
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    try:
+        return _read_fd(fd).decode("ascii", errors="replace")
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int) -> bytes:
+    """The whole file from its start (plain os calls: pathlib's buffered open costs ~4 µs more)."""
+    data = os.pread(fd, 4096, 0)  # one call for any sane content (at most ~22 bytes)
+    if len(data) < 4096:
+        return data
+    chunks = [data]
+    offset = len(data)
+    while chunk := os.pread(fd, 65536, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _write_durably(path: Path, value: int, *, sync_dir: bool) -> None:
@@ -194,6 +372,15 @@ def _write_durably(path: Path, value: int, *, sync_dir: bool) -> None:
 
 
 def _overwrite_in_place(path: Path, value: int) -> None:
+    """Open (creating it if need be) the file at `path` and overwrite it: see _overwrite_fd."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        _overwrite_fd(fd, value, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def _overwrite_fd(fd: int, value: int, old_size: int) -> None:
     """Write `value` over the file's start in one write(), then cut off any longer old text.
 
     Cheaper than temp file + rename (on ext4 a rename over a file forces its blocks to be
@@ -204,13 +391,9 @@ def _overwrite_in_place(path: Path, value: int) -> None:
     covered by the ceiling and the boot check (module docstring).
     """
     data = f"{value}\n".encode("ascii")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        os.pwrite(fd, data, 0)
-        if os.fstat(fd).st_size > len(data):
-            os.ftruncate(fd, len(data))
-    finally:
-        os.close(fd)
+    os.pwrite(fd, data, 0)
+    if old_size > len(data):
+        os.ftruncate(fd, len(data))
 
 
 class NonceStore:
@@ -229,6 +412,7 @@ class NonceStore:
         self.account_id = account_id
         self.data_dir = Path(data_dir)
         self.path = (self.data_dir / nonce_file_name(account_id)).absolute()
+        self._path_str = str(self.path)  # os calls take a str without pathlib's conversion
         # Impossible after sanitizing (no '/' or '.' survives); kept as a guard.
         if self.path.parent != self.data_dir.absolute():
             raise ConfigError("nonce file would leave the data folder", entry=repr(account_id))
@@ -264,14 +448,14 @@ class NonceStore:
         me = threading.get_ident()
         if locks.owner == me:
             raise RuntimeError(f"nonce lock of {self.account_id} is not re-entrant")
-        if not locks.thread_lock.acquire(timeout=self._lock_timeout_s):
+        # Kept to release it: a fork inside the block gives the child's _PathLocks a new one.
+        thread_lock = locks.thread_lock
+        if not thread_lock.acquire(timeout=self._lock_timeout_s):
             raise self._lock_timeout_error("another thread")
         try:
-            self._ensure_data_dir()
-            try:
-                locks.file_lock.acquire(timeout=self._lock_timeout_s, poll_interval=_LOCK_POLL_S)
-            except filelock.Timeout as exc:
-                raise self._lock_timeout_error("another process") from exc
+            os_lock = locks.os_lock
+            if not os_lock.acquire(self._lock_timeout_s, self._ensure_data_dir):
+                raise self._lock_timeout_error("another process")
             locks.owner = me
             try:
                 # A store that fsyncs every nonce needs no boot check, so it must not mark the
@@ -281,10 +465,13 @@ class NonceStore:
                     locks.checked_boot = self._boot_id
                 yield self._next_nonce_locked
             finally:
-                locks.owner = None
-                locks.file_lock.release()
+                # After a fork inside this block (only the child sees a new thread lock), the OS
+                # lock was the parent's, and `owner` may be another thread's of the child's own.
+                if locks.thread_lock is thread_lock:
+                    locks.owner = None
+                    os_lock.release()
         finally:
-            locks.thread_lock.release()
+            thread_lock.release()
 
     def _ensure_data_dir(self) -> None:
         try:
@@ -315,10 +502,35 @@ class NonceStore:
 
     def _next_nonce_locked(self) -> int:
         self._require_lock()
-        last = self._read_last()
-        nonce = max(self._clock_ms(), last + 1)
-        self._persist(nonce)
+        fd = self._open_main_for_update()
+        if fd is None:
+            last = self._read_last()
+            nonce = max(self._clock_ms(), last + 1)
+            self._persist(nonce)
+            return nonce
+        # The usual case: the main file is read and overwritten through one descriptor (half the
+        # cost of reading it and then opening it again with O_CREAT). The same reads and the same
+        # in-place write as the general path above, so the module docstring's reasoning holds.
+        try:
+            raw = _read_fd(fd)
+            text = raw.decode("ascii", errors="replace")
+            parsed = _parse(text)
+            last = parsed if parsed is not None else self._recover(missing=False, text=text)
+            nonce = max(self._clock_ms(), last + 1)
+            self._persist(nonce, main_fd=fd, main_size=len(raw))
+        finally:
+            os.close(fd)
         return nonce
+
+    def _open_main_for_update(self) -> int | None:
+        """The main file opened for reading and writing, or None: then take the general path."""
+        if self._fsync_each_nonce:
+            return None  # that mode replaces the file on each write, never writes in place
+        try:
+            # No O_CREAT: a missing file must go through recovery (ceiling, legacy migration).
+            return os.open(self._path_str, os.O_RDWR)
+        except OSError:
+            return None  # missing, or not writable: the general path reports what applies
 
     def peek(self) -> int:
         """The last persisted nonce (or, if the file is unusable, what the next one builds on)."""
@@ -380,7 +592,8 @@ class NonceStore:
         except OSError as exc:
             raise self._write_error(exc) from exc
 
-    def _persist(self, value: int) -> None:
+    def _persist(self, value: int, *, main_fd: int | None = None, main_size: int = 0) -> None:
+        """Write `value` to the main file (through `main_fd` if open), after the ceiling if due."""
         if value > UINT64_MAX:
             raise ConfigError(
                 "nonce would exceed the unsigned 64-bit range; this key needs replacing",
@@ -395,7 +608,10 @@ class NonceStore:
                     self._known_ceiling = new_ceiling
                 else:
                     self._known_ceiling = on_disk
-            self._write(self.path, value)
+            if main_fd is None:
+                self._write(self.path, value)
+            else:
+                _overwrite_fd(main_fd, value, main_size)
         except OSError as exc:
             raise self._write_error(exc) from exc
 

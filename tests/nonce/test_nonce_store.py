@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import select
+import shutil
+import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from copytrader.errors import ConfigError
+from copytrader.errors import ConfigError, RetryLaterError
 from copytrader.nonce import (
     CEILING_MARGIN_MS,
     LEGACY_FILE_NAME,
@@ -33,6 +39,64 @@ class SteppingClock:
 def take(store: NonceStore, count: int = 1) -> list[int]:
     with store.locked() as next_nonce:
         return [next_nonce() for _ in range(count)]
+
+
+def lock_file_of(store: NonceStore) -> Path:
+    return store.path.with_name(store.path.name + ".lock")
+
+
+def another_opener_can_lock(lock_file: Path) -> bool:
+    """Whether the OS lock is free for a new open of the lock file, as another process makes.
+
+    flock locks belong to an open file, so a second open in this process competes like one in
+    another process would.
+    """
+    fcntl = pytest.importorskip("fcntl")
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
+def in_forked_child(body: Callable[[], str]) -> str:
+    """Run `body` in a forked child of this process; return "ok <its result>" or its failure."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: must never return into pytest
+        status, report = 1, "failed before the body ran"
+        try:
+            os.close(read_fd)
+            report, status = f"ok {body()}", 0
+        except BaseException as exc:  # noqa: BLE001 - pytest's failures are BaseExceptions
+            report = f"failed {exc!r}"
+        finally:
+            try:
+                os.write(write_fd, report.encode())
+            finally:
+                os._exit(status)
+    os.close(write_fd)
+    chunks = []
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                pytest.fail("the forked child did not finish")
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+        os.waitpid(pid, 0)
+    return b"".join(chunks).decode()
 
 
 @pytest.mark.parametrize(
@@ -294,3 +358,77 @@ def test_concurrent_stores_of_same_account_warn_when_ids_collide(tmp_path: Path)
     with capture_logs() as logs:
         NonceStore("USER:Bob_Smith", tmp_path)
     assert [e["event"] for e in logs] == ["nonce.shared_file"]
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_lock_file_changed_behind_the_store_is_reopened(tmp_path: Path, change: str) -> None:
+    """The store keeps its lock file open; if it is deleted or replaced, the lock still excludes.
+
+    Locking the old file would exclude nobody: another process opens the file now at the path.
+    """
+    store = NonceStore("USER:ann", tmp_path)
+    (first,) = take(store)
+    lock_file = lock_file_of(store)
+    if change == "deleted":
+        lock_file.unlink()
+    else:
+        replacement = tmp_path / "replacement"
+        replacement.touch()
+        replacement.replace(lock_file)
+    with store.locked() as next_nonce:
+        assert next_nonce() > first
+        assert not another_opener_can_lock(lock_file)
+    assert another_opener_can_lock(lock_file)
+
+
+def test_a_removed_data_folder_is_created_again(tmp_path: Path) -> None:
+    """The data folder is created on first use, and again if it disappears later."""
+    data = tmp_path / "a" / "data"
+    clock = SteppingClock(1_700_000_000_000)
+    store = NonceStore("USER:ann", data, clock_ms=clock)
+    assert take(store) == [1_700_000_000_000]
+    shutil.rmtree(tmp_path / "a")
+    clock.now_ms += 1
+    assert take(store) == [1_700_000_000_001]
+    assert store.path.read_text().strip() == "1700000000001"
+    assert lock_file_of(store).exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_neither_shares_nor_frees_the_parents_lock(tmp_path: Path) -> None:
+    """A child forked while the parent holds the lock gets its own lock, which it must wait for.
+
+    flock locks belong to the open file, which a fork shares: without care the child would
+    "hold" the parent's lock, and its unlock would free it.
+    """
+    pytest.importorskip("fcntl")
+    store = NonceStore("USER:ann", tmp_path, lock_timeout_s=0.3)
+    take(store)  # the lock file is open before the fork
+    lock_file = lock_file_of(store)
+    block = store.locked()
+    next_nonce = block.__enter__()
+    try:
+        held = next_nonce()
+
+        def while_the_parent_holds() -> str:
+            with pytest.raises(RuntimeError, match="outside its lock"):
+                next_nonce()  # the parent's block is not the child's
+            block.__exit__(None, None, None)  # leaving the inherited block frees nothing
+            assert not another_opener_can_lock(lock_file)
+            with pytest.raises(RetryLaterError, match="another process"):
+                take(store)
+            return "waited"
+
+        assert in_forked_child(while_the_parent_holds) == "ok waited"
+        assert not another_opener_can_lock(lock_file)
+    finally:
+        block.__exit__(None, None, None)
+
+    def after_the_parent_released() -> str:
+        return str(take(store)[0])
+
+    report = in_forked_child(after_the_parent_released)
+    assert report.startswith("ok "), report
+    from_child = int(report.removeprefix("ok "))
+    assert from_child > held
+    assert take(store)[0] > from_child
