@@ -37,15 +37,13 @@ from copytrader.ledger.records import (
     MasterState,
     copy_client_order_id,
 )
-from copytrader.ledger.store import LEDGER_FILE_NAME, WRITE_BATCH_MAX, WRITER_STOP_TIMEOUT_S
+from copytrader.ledger.store import LEDGER_FILE_NAME
 
 __all__ = [
     "COPY_ID_NAMESPACE",
     "FINAL_MASTER_STATUSES",
     "LEDGER_FILE_NAME",
     "TERMINAL_STATES",
-    "WRITER_STOP_TIMEOUT_S",
-    "WRITE_BATCH_MAX",
     "CopyRecord",
     "CopyState",
     "CopySummary",

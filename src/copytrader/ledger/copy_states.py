@@ -1,6 +1,7 @@
 """Copy state transitions: planned -> submitting -> placed | skipped | failed | cancelled.
 
-Each transition is one conditional UPDATE that only succeeds from its allowed states, so a
+Each transition is one conditional UPDATE (returning the row, in one call into SQLite: see
+LedgerStore._write_statement) that only succeeds from its allowed states, so a
 copy that moved on meanwhile (the master's cancel skipped it) raises LedgerError instead of
 being overwritten; every row written records the run that wrote it.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from copytrader.ledger.records import CopyRecord, CopyState, CopySummary, LedgerError
-from copytrader.ledger.schema import first_row, select_copies
+from copytrader.ledger.schema import COPY_RETURNING, copy_from_row, first_row, select_copies
 from copytrader.ledger.store import LedgerStore
 
 
@@ -54,22 +55,23 @@ class CopyStateMachine(LedgerStore):
             values.append(str(value) if isinstance(value, Decimal) else value)
         marks = ",".join("?" * len(allowed))
 
-        def _op(db: sqlite3.Connection) -> CopyRecord:
-            cursor = db.execute(
-                f"UPDATE copies SET {', '.join(assignments)}"  # noqa: S608
-                f" WHERE master_txid = ? AND user_id = ? AND state IN ({marks})",
-                (*values, master_txid, user_id, *allowed),
-            )
-            found = select_copies(db, "c.master_txid = ? AND c.user_id = ?", (master_txid, user_id))
-            if cursor.rowcount != 1:
-                current = found[0].state.value if found else "absent"
-                raise LedgerError(
-                    f"copy of {master_txid} for {user_id}: cannot go {current} -> "
-                    f"{move.to_state.value} (allowed from {', '.join(allowed)})"
+        rows = self._write_statement(
+            f"UPDATE copies SET {', '.join(assignments)}"  # noqa: S608
+            f" WHERE master_txid = ? AND user_id = ? AND state IN ({marks})"
+            f" RETURNING {COPY_RETURNING}",
+            (*values, master_txid, user_id, *allowed),
+        )
+        if len(rows) != 1:
+            with self._reading() as db:
+                found = select_copies(
+                    db, "c.master_txid = ? AND c.user_id = ?", (master_txid, user_id)
                 )
-            return found[0]
-
-        return self._write(_op)
+            current = found[0].state.value if found else "absent"
+            raise LedgerError(
+                f"copy of {master_txid} for {user_id}: cannot go {current} -> "
+                f"{move.to_state.value} (allowed from {', '.join(allowed)})"
+            )
+        return copy_from_row(rows[0])
 
     def mark_submitting(
         self,

@@ -71,6 +71,14 @@ COPY_COLUMNS = (
     " c.reason, c.error, c.attempts, c.next_attempt_at, c.cancel_requested, c.created_at,"
     " c.updated_at, c.acked_at, c.latency_ms, c.run_id"
 )
+# The same columns in the same order, as an UPDATE of `copies` can return them (the master
+# order's seq by a subquery: RETURNING may name only the updated table).
+COPY_RETURNING = (
+    "master_txid, user_id, cl_ord_id, state,"
+    " (SELECT m.seq FROM master_orders m WHERE m.txid = copies.master_txid), volume, price,"
+    " price2, txid, reason, error, attempts, next_attempt_at, cancel_requested, created_at,"
+    " updated_at, acked_at, latency_ms, run_id"
+)
 MASTER_COLUMNS = (
     "txid, pair, side, order_type, volume, price, price2, oflags, timeinforce, expiretm, opentm,"
     " status, vol_exec, avg_price, decision, skip_reason, first_seen_at, seq, master_equity,"

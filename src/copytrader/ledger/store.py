@@ -1,16 +1,15 @@
-"""The ledger's connections: one write connection owned by a writer thread that group-commits
-the writes of all threads, and one read-only connection per reading thread (WAL)."""
+"""The ledger's connections: one write connection that threads take turns on (each write its
+own transaction, run by the thread that asks for it), and one read-only connection per
+reading thread (WAL)."""
 
 from __future__ import annotations
 
 import contextlib
-import queue
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -19,9 +18,9 @@ from copytrader.ledger.records import LedgerError
 from copytrader.ledger.schema import SCHEMA
 
 LEDGER_FILE_NAME = "copies.sqlite3"
-# At most this many queued writes go into one transaction.
-WRITE_BATCH_MAX = 500
-WRITER_STOP_TIMEOUT_S = 10.0
+# How often the write-ahead log is copied back into the database file (see _checkpoint_loop).
+CHECKPOINT_EVERY_S = 5.0
+CHECKPOINT_STOP_TIMEOUT_S = 10.0
 _T = TypeVar("_T")
 
 
@@ -43,9 +42,8 @@ class LedgerStore:
         self._lock = threading.Lock()  # guards the list of read connections
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
-        self._writes: queue.SimpleQueue[
-            tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None
-        ] = queue.SimpleQueue()
+        self._write_lock = threading.Lock()
+        self._writing_thread: int | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             str(path), timeout=30.0, isolation_level=None, check_same_thread=False
@@ -56,25 +54,47 @@ class LedgerStore:
         # up on Kraken before being sent again, which covers that case too.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # No checkpoint inside a commit: it fsyncs, and the thread that happened to commit
+        # (a copy lane, holding the write lock) waited for it with every other lane behind it,
+        # tens of ms in the middle of a fan-out. A thread of its own checkpoints instead.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(SCHEMA)
-        # The one write connection belongs to the writer thread from here on.
-        self._writer = threading.Thread(target=self._write_loop, name="ledger-writer", daemon=True)
-        self._writer.start()
+        self._closing = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="ledger-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, *, run_id: str | None = None) -> Self:
         return cls(data_dir / LEDGER_FILE_NAME, run_id=run_id)
 
     def close(self) -> None:
-        """Finish the queued writes, then close every connection."""
-        if self._writer.is_alive():
-            self._writes.put(None)
-            self._writer.join(WRITER_STOP_TIMEOUT_S)
-        with self._lock:
-            for reader in self._readers:
-                reader.close()
-            self._readers.clear()
-        self._db.close()
+        """Wait for a write in progress, then close every connection."""
+        self._closing.set()
+        self._checkpointer.join(CHECKPOINT_STOP_TIMEOUT_S)
+        with self._write_lock:
+            with self._lock:
+                for reader in self._readers:
+                    reader.close()
+                self._readers.clear()
+            self._db.close()
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the write-ahead log into the database file every few seconds, and at close.
+
+        PASSIVE on a connection of its own: it never blocks writers or readers (the copy lanes
+        go on committing meanwhile), and the log restarts from the top once it is all copied,
+        so it stays small however long the daemon runs."""
+        db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        try:
+            while not self._closing.wait(CHECKPOINT_EVERY_S):
+                with contextlib.suppress(sqlite3.Error):  # busy: the next round does it
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            db.close()
 
     def __enter__(self) -> Self:
         return self
@@ -98,64 +118,51 @@ class LedgerStore:
                 self._readers.append(db)
         yield db
 
-    def _write(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `operation` in a write transaction and return its result once committed.
-
-        Writes from all threads go to one writer thread, which commits whatever has queued up
-        in one transaction (group commit): a hundred copy lanes writing at once cost a few
-        commits, not a hundred turns of a lock. Each operation runs inside a savepoint, so one
-        that fails is undone alone and its error raised to its caller only.
-        """
-        if threading.get_ident() == self._writer.ident:
+    def _not_nested(self) -> int:
+        me = threading.get_ident()
+        if self._writing_thread == me:
             raise LedgerError("ledger writes must not nest")
-        done: Future[_T] = Future()
-        self._writes.put((operation, done))
-        return done.result()
+        return me
 
-    def _write_loop(self) -> None:
-        while True:
-            first = self._writes.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < WRITE_BATCH_MAX:
-                try:
-                    item = self._writes.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._writes.put(None)  # stop after this batch
-                    break
-                batch.append(item)
-            self._commit_batch(batch)
+    def _write_statement(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+        """One statement as a transaction of its own (autocommit); its rows (RETURNING).
 
-    def _commit_batch(
-        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
-    ) -> None:
-        db = self._db
-        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for operation, done in batch:
-                db.execute("SAVEPOINT op")
+        The copy lanes' state changes take this path: one call into SQLite, so the write lock
+        is held across one GIL hand-back, not four (BEGIN, UPDATE, read back, COMMIT). With a
+        hundred lanes wanting the GIL, each hand-back can cost milliseconds, which every lane
+        queued on the lock waits for too."""
+        me = self._not_nested()
+        with self._write_lock:
+            self._writing_thread = me
+            try:
+                return self._db.execute(sql, params).fetchall()
+            finally:
+                self._writing_thread = None
+
+    def _write(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `operation` in a write transaction of its own; return its result once committed.
+
+        The calling thread runs it, holding the write lock: one commit per write. This used to
+        be a writer thread group-committing everyone's writes, but with a hundred copy lanes
+        busy that thread had to win the GIL for each write against all of them, and a lane
+        waited 20-40 ms (up to 140) for its `submitting` row before it could send its order.
+        A commit here is cheap (WAL, synchronous=NORMAL: no fsync), and a thread waiting for
+        the lock does not compete for the GIL. An operation that fails is rolled back alone
+        and its error raised to its caller.
+        """
+        me = self._not_nested()
+        with self._write_lock:
+            self._writing_thread = me
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
                 try:
                     result = operation(db)
-                except Exception as error:  # noqa: BLE001 - handed to the caller below
-                    db.execute("ROLLBACK TO op")
-                    db.execute("RELEASE op")
-                    outcomes.append((done, None, error))
-                    continue
-                db.execute("RELEASE op")
-                outcomes.append((done, result, None))
-            db.execute("COMMIT")
-        except Exception as error:  # noqa: BLE001 - the whole batch failed: tell every caller
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            for _operation, done in batch:
-                done.set_exception(error)
-            return
-        for done, result, failure in outcomes:
-            if failure is None:
-                done.set_result(result)
-            else:
-                done.set_exception(failure)
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+                return result
+            finally:
+                self._writing_thread = None
