@@ -3,7 +3,10 @@ one kept-alive connection, and the environment's proxy honoured."""
 
 from __future__ import annotations
 
+import http.server
+import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -52,7 +55,49 @@ def test_a_reply_is_read_and_one_connection_is_kept_alive(transport: HttpTranspo
         reply = transport.get(TIME, {}, {}, 5.0)
         assert reply.status == 200
         assert reply.json()["error"] == []
-    assert transport._pool.num_connections == 1  # every call after the first reused it
+    assert transport.connections_made == 1  # every call after the first reused it
+
+
+class _AnswerThenHangUp(http.server.BaseHTTPRequestHandler):
+    """Answers as if the connection stayed open (HTTP/1.1, no Connection: close), then closes
+    it: what a server does to a kept-alive connection after its idle timeout."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b'{"error":[],"result":{}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+    """A kept connection that the server closed meanwhile is noticed before it carries a
+    request (no request is lost on it): a fresh one is made."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AnswerThenHangUp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    transport = HttpTransport(f"http://127.0.0.1:{server.server_address[1]}", user_agent="t")
+    try:
+        assert transport.get(TIME, {}, {}, 5.0).status == 200
+        assert transport._connection is not None
+        assert transport._connection.sock is not None
+        hung_up = select.poll()  # wait for the server's FIN to arrive, at most 5 s
+        hung_up.register(transport._connection.sock, select.POLLIN)
+        assert hung_up.poll(5000)
+        assert transport.get(TIME, {}, {}, 5.0).status == 200
+        assert transport.connections_made == 2
+    finally:
+        transport.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(5.0)
 
 
 def test_nobody_listening_is_not_sent() -> None:
@@ -81,6 +126,7 @@ def test_a_dropped_reply_is_no_reply_and_the_next_call_reconnects(
         transport.get(TIME, {}, {}, 5.0)
     assert not caught.value.timed_out
     assert transport.get(TIME, {}, {}, 5.0).status == 200
+    assert transport.connections_made == 2
 
 
 @pytest.mark.parametrize(("kind", "status"), [("http502", 502), ("http520", 520)])
