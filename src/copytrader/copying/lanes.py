@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from copytrader.copying.accounts import CopierSettings, CopyObserver, UserAccount
+from copytrader.copying.batch import ReadyCopy, prepare_batch
 from copytrader.copying.cancelling import CopyCanceller
 from copytrader.copying.exchange_index import EarlierRunOrders
 from copytrader.copying.gates import CopyGates
@@ -92,14 +93,42 @@ class Copier:
         self._dirty: set[str] = set()  # users with work added since their lane last looked
         self._waiting: set[str] = set()  # running lanes idle, waiting to refresh balances
         self._wakeups: dict[str, threading.Event] = {u: threading.Event() for u in self._users}
+        # Copies the batch (batch.py) sized and wrote `submitting`, for their lanes to send.
+        self._ready: dict[str, ReadyCopy] = {}
         workers = max(1, min(len(self._users), MAX_POOL_THREADS))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy-lane")
 
     # ---- scheduling -------------------------------------------------------------------------
 
     def kick(self) -> None:
-        """Start (or wake) the lane of every user with pending work in the ledger."""
-        for user_id in self._ledger.users_with_pending_work():
+        """Start (or wake) the lane of every user with pending work in the ledger, after
+        sizing together what can be (batch.py), so that those lanes only have to send."""
+        pending = self._ledger.pending_copies_by_user()
+        with self._lock:
+            idle = {u for u in pending if u not in self._running and u not in self._ready}
+        if idle and not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                ready = prepare_batch(self._ledger, self._placer, self._users, pending, idle)
+            except Exception as error:  # noqa: BLE001 - the lanes do it one by one instead
+                log.warning(
+                    "copy.batch_failed",
+                    message=f"sizing copies together failed, each lane sizes its own: {error}",
+                    error=f"{type(error).__name__}: {error}",
+                )
+                ready = {}
+            if ready:
+                masters = sorted({r.master.txid for r in ready.values()})
+                log.info(
+                    "copy.batched",
+                    message=f"sized {len(ready)} copies of {', '.join(masters)} together",
+                    master_txids=masters,
+                    copies=len(ready),
+                    duration_ms=round((time.monotonic() - started) * 1000, 1),
+                )
+            with self._lock:
+                self._ready.update(ready)
+        for user_id in pending:
             if user_id in self._users:
                 self._wake(user_id)
 
@@ -137,6 +166,12 @@ class Copier:
                 with self._lock:
                     self._dirty.discard(user_id)
                     wakeup.clear()
+                    ready = self._ready.pop(user_id, None)
+                if ready is not None:
+                    # Sized and written `submitting` by the batch; it is this user's earliest
+                    # pending copy, so it goes first.
+                    self._send_ready(user_id, ready)
+                    continue
                 work = self._ledger.pending_copies(user_id)
                 # With nothing to do, refresh what a fill made stale once the fan-out is over
                 # (not competing with other users' copies), unless new work comes first. If
@@ -144,10 +179,7 @@ class Copier:
                 if (
                     not work
                     and self._snapshots[user_id].stale()
-                    and (
-                        self._wait_for_quiet(user_id, wakeup)
-                        or self._refresh_snapshots(user_id)
-                    )
+                    and (self._wait_for_quiet(user_id, wakeup) or self._refresh_snapshots(user_id))
                 ):
                     continue
                 if not work:
@@ -221,6 +253,19 @@ class Copier:
         return True
 
     # ---- one copy -----------------------------------------------------------------------
+
+    def _send_ready(self, user_id: str, ready: ReadyCopy) -> None:
+        try:
+            self._placer.send(
+                self._users[user_id], ready.master, ready.copy, ready.request, ready.notes
+            )
+        except LedgerError as error:
+            log.info(
+                "copy.state_moved",
+                message=f"copy of {ready.master.txid} for {user_id} changed underneath: {error}",
+                master_txid=ready.master.txid,
+                user=user_id,
+            )
 
     def _process(self, user_id: str, copy: CopyRecord) -> None:
         account = self._users[user_id]

@@ -33,6 +33,10 @@ PLANNED_RETRY_S = 2.0
 CLOCK_SKEW_S = 5.0
 
 
+class _NotCached(Exception):
+    """Sizing without any call needs something that is not cached (a stale balance...)."""
+
+
 class CopyPlacer:
     """Sizes and sends copies (each user's through that user's broker)."""
 
@@ -59,14 +63,41 @@ class CopyPlacer:
         self._lock = threading.Lock()  # guards the ticker cache, shared by all lanes
         self._tickers: dict[str, tuple[float, Decimal]] = {}
 
+    def _earlier_run_may_have_sent(self, master: MasterOrderRecord) -> bool:
+        return (
+            master.first_seen_at < self._run_started_at
+            or master.opentm < self._run_started_at + CLOCK_SKEW_S
+        )
+
+    def presize(
+        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
+    ) -> tuple[OrderRequest, tuple[str, ...]] | None:
+        """The copy's AddOrder, sized from cached balances, pair and ticker without any call,
+        for the copier's batch (Copier.kick); None when anything needs a call, a lookup or an
+        outcome the lane must report (a gate, a skip, an error): the lane then does it all."""
+        if self._earlier_run_may_have_sent(master) or self._gates.reason_not_to_send(master):
+            return None
+        try:
+            sized = self._size(account, master, copy, offline=True)
+        except Exception:  # noqa: BLE001 - not cached, or an error the lane will report
+            return None
+        return None if isinstance(sized, Skipped) else sized
+
+    def warm_ticker(self, account: UserAccount, master: MasterOrderRecord) -> None:
+        """Read the ticker a market order's copies are sized by, once for all users (a failure
+        only means the lanes read it themselves)."""
+        if master.order_type is None or limit_price_of(master) is not None:
+            return
+        try:
+            self._ticker_price(account, account.broker.pair(master.pair), master.side)
+        except Exception as error:  # noqa: BLE001 - the lanes read it, and report a failure
+            log.debug("copy.ticker_failed", master_txid=master.txid, error=error_text(error))
+
     def plan_and_send(
         self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
     ) -> None:
         user_id = account.user_id
-        if (
-            master.first_seen_at < self._run_started_at
-            or master.opentm < self._run_started_at + CLOCK_SKEW_S
-        ):
+        if self._earlier_run_may_have_sent(master):
             # An earlier run saw this master order, or could have (it is older than this run):
             # it may have sent this copy and lost the record of it (a crash right after
             # AddOrder; a power cut can undo the ledger's last writes).
@@ -131,25 +162,44 @@ class CopyPlacer:
         self._stop.wait(PLANNED_RETRY_S)
 
     def _size(
-        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
+        self,
+        account: UserAccount,
+        master: MasterOrderRecord,
+        copy: CopyRecord,
+        *,
+        offline: bool = False,
     ) -> tuple[OrderRequest, tuple[str, ...]] | Skipped:
+        """Sizing as the rules say; `offline`: only from what is cached (else _NotCached)."""
         if master.order_type is None:
             return Skipped("order type is not copied")
-        info = account.broker.pair(master.pair)
+        info = (
+            account.broker.cached_pair(master.pair) if offline else account.broker.pair(master.pair)
+        )
+        if info is None:
+            raise _NotCached("pair")
         rules = pair_rules(info)
         snapshots = self._snapshots[account.user_id]
         mode = self._settings.sizing_mode
         sizing = account.sizing
         side = master.side
-        reference = limit_price_of(master) or self._ticker_price(account, info, side)
+        reference = limit_price_of(master) or self._ticker_price(
+            account, info, side, offline=offline
+        )
         need_equity = (mode is SizingMode.EQUITY_RATIO and side is Side.BUY) or (
             sizing.max_order_fraction is not None
         )
-        user_equity = snapshots.equity() if need_equity else None
+        user_equity: Decimal | None = None
+        if need_equity:
+            user_equity = snapshots.fresh_equity() if offline else snapshots.equity()
+            if user_equity is None:
+                raise _NotCached("equity")
         holding: Decimal | None = None
         available: Decimal | None = None
         if side is Side.SELL:
-            balance = snapshots.balances().get(info.base)
+            balances = snapshots.fresh_balances() if offline else snapshots.balances()
+            if balances is None:
+                raise _NotCached("balances")
+            balance = balances.get(info.base)
             holding = balance.balance if balance else Decimal(0)
             available = balance.available if balance else Decimal(0)
         result = size_copy(
@@ -179,12 +229,16 @@ class CopyPlacer:
         )
         return request, result.notes
 
-    def _ticker_price(self, account: UserAccount, info: PairInfo, side: Side) -> Decimal | None:
+    def _ticker_price(
+        self, account: UserAccount, info: PairInfo, side: Side, *, offline: bool = False
+    ) -> Decimal | None:
         now = time.monotonic()
         with self._lock:
             cached = self._tickers.get(info.pair_id)
         if cached is not None and now - cached[0] < TICKER_TTL_S:
             return cached[1]
+        if offline:
+            raise _NotCached("ticker")
         ticker = account.broker.ticker(info.pair_id)
         price = ticker.ask if side is Side.BUY else ticker.bid
         price = price if price > 0 else ticker.last

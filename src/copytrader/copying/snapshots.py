@@ -66,6 +66,18 @@ class AccountSnapshots:
             self._balances = (self._clock(), value)
         return value
 
+    def fresh_equity(self) -> Decimal | None:
+        """The equity if it is cached and fresh, without any call (None: use `equity`)."""
+        with self._lock:
+            cached = self._equity
+        return cached[1] if cached is not None and self._fresh(cached) else None
+
+    def fresh_balances(self) -> dict[str, AssetBalance] | None:
+        """The balances if cached and fresh, without any call (None: use `balances`)."""
+        with self._lock:
+            cached = self._balances
+        return cached[1] if cached is not None and self._fresh(cached) else None
+
     def stale(self) -> bool:
         """Whether something sizing has read before was invalidated since."""
         with self._lock:

@@ -425,6 +425,10 @@ class KrakenBroker:
             )
         )
 
+    def cached_pair(self, name: str) -> PairInfo | None:
+        """The pair if the cache holds it fresh, without any call (None: use `pair`)."""
+        return self._pairs.cached(name)
+
     def pair(self, name: str) -> PairInfo:
         """A pair by id (`XXBTZUSD`), altname (`XBTUSD`) or wsname (`XBT/USD`)."""
         found = self._pairs.lookup(name, lambda: self._load_pairs())

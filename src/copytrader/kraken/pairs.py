@@ -60,6 +60,14 @@ class PairCache:
             self._pairs, self._index, self._loaded_at = pairs, index, self._clock()
         return pairs
 
+    def cached(self, name: str) -> PairInfo | None:
+        """The pair if a fresh load has it, without loading (None: ask `lookup`)."""
+        with self._lock:
+            age = self._age()
+            if age is None or age >= PAIRS_TTL_S:
+                return None
+            return self._index.get(name.upper())
+
     def lookup(self, name: str, load: Callable[[], dict[str, PairInfo]]) -> PairInfo | None:
         self._fresh(load, refresh=False)
         with self._lock:

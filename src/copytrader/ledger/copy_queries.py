@@ -44,6 +44,20 @@ class CopyQueries(LedgerStore):
             rows = db.execute(" UNION ALL ".join(parts), (user_id, user_id)).fetchall()
         return sorted((copy_from_row(row) for row in rows), key=lambda copy: copy.seq)
 
+    def pending_copies_by_user(self) -> dict[str, list[CopyRecord]]:
+        """Every user's unfinished work (as `pending_copies`), in one statement."""
+        parts = [
+            f"SELECT {COPY_COLUMNS} FROM copies c JOIN master_orders m"  # noqa: S608
+            f" ON m.txid = c.master_txid WHERE {where}"
+            for where in (UNSENT_WHERE, CANCEL_WHERE)
+        ]
+        with self._reading() as db:
+            rows = db.execute(" UNION ALL ".join(parts)).fetchall()
+        by_user: dict[str, list[CopyRecord]] = {}
+        for copy in sorted((copy_from_row(row) for row in rows), key=lambda copy: copy.seq):
+            by_user.setdefault(copy.user_id, []).append(copy)
+        return by_user
+
     def users_with_pending_work(self) -> list[str]:
         users: set[str] = set()
         with self._reading() as db:

@@ -42,9 +42,10 @@ _FOUND_AFTER_SKIP = _Move((CopyState.SKIPPED,), CopyState.PLACED)
 class CopyStateMachine(LedgerStore):
     """The copies' states, moved only along the allowed transitions."""
 
-    def _transition(
-        self, move: _Move, master_txid: str, user_id: str, **fields: object
-    ) -> CopyRecord:
+    def _transition_statement(
+        self, move: _Move, master_txid: str, user_id: str, fields: dict[str, object]
+    ) -> tuple[str, tuple[object, ...]]:
+        """The conditional UPDATE of one transition, returning the row it moved (or none)."""
         allowed = tuple(state.value for state in move.from_states)
         assignments = ["state = ?", "updated_at = ?", "run_id = ?"]
         if move.count_attempt:
@@ -54,12 +55,18 @@ class CopyStateMachine(LedgerStore):
             assignments.append(f"{column} = ?")
             values.append(str(value) if isinstance(value, Decimal) else value)
         marks = ",".join("?" * len(allowed))
-
-        rows = self._write_statement(
+        sql = (
             f"UPDATE copies SET {', '.join(assignments)}"  # noqa: S608
             f" WHERE master_txid = ? AND user_id = ? AND state IN ({marks})"
-            f" RETURNING {COPY_RETURNING}",
-            (*values, master_txid, user_id, *allowed),
+            f" RETURNING {COPY_RETURNING}"
+        )
+        return sql, (*values, master_txid, user_id, *allowed)
+
+    def _transition(
+        self, move: _Move, master_txid: str, user_id: str, **fields: object
+    ) -> CopyRecord:
+        rows = self._write_statement(
+            *self._transition_statement(move, master_txid, user_id, fields)
         )
         if len(rows) != 1:
             with self._reading() as db:
@@ -67,9 +74,10 @@ class CopyStateMachine(LedgerStore):
                     db, "c.master_txid = ? AND c.user_id = ?", (master_txid, user_id)
                 )
             current = found[0].state.value if found else "absent"
+            allowed = ", ".join(state.value for state in move.from_states)
             raise LedgerError(
                 f"copy of {master_txid} for {user_id}: cannot go {current} -> "
-                f"{move.to_state.value} (allowed from {', '.join(allowed)})"
+                f"{move.to_state.value} (allowed from {allowed})"
             )
         return copy_from_row(rows[0])
 
@@ -88,6 +96,31 @@ class CopyStateMachine(LedgerStore):
         return self._transition(
             _SUBMIT, master_txid, user_id, **order, next_attempt_at=None, error=None
         )
+
+    def mark_submitting_many(
+        self, copies: list[tuple[str, str, Decimal, Decimal | None, Decimal | None]]
+    ) -> list[CopyRecord | None]:
+        """`mark_submitting` of many copies, (master txid, user id, volume, price, price2) each,
+        in one transaction: the copier sizes the copies of a new master order together and
+        writes them at once, before any lane sends (see Copier.kick). None for a copy that
+        was no longer planned or submitting (the master's cancel moved it meanwhile)."""
+        statements = [
+            self._transition_statement(
+                _SUBMIT, master_txid, user_id,
+                {"volume": volume, "price": price, "price2": price2,
+                 "next_attempt_at": None, "error": None},
+            )
+            for master_txid, user_id, volume, price, price2 in copies
+        ]  # fmt: skip
+
+        def _op(db: sqlite3.Connection) -> list[CopyRecord | None]:
+            moved: list[CopyRecord | None] = []
+            for sql, params in statements:
+                rows = db.execute(sql, params).fetchall()
+                moved.append(copy_from_row(rows[0]) if rows else None)
+            return moved
+
+        return self._write(_op)
 
     def mark_placed(
         self,
