@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.crash_campaign [--rounds 10] [--kills 6] [--orders 20]
                                                   [--users 3] [--latency-ms 40] [--seed 1]
+                                                  [--min-uptime-s 0]
 
 Each round: a fresh simulator and data folder, the daemon as a subprocess, a trader placing
 --orders master orders (market buys, resting limit buys and sells) about every 0.3 s, and
@@ -9,6 +10,10 @@ Each round: a fresh simulator and data folder, the daemon as a subprocess, a tra
 AddOrder is in flight" (a ledger row is `submitting`), "0-150 ms after the daemon sees a master
 order" and, in every other round, "right after one of its AddOrders hit an injected fault"
 (drop_reply: applied but the reply lost; http502; unavailable).
+With --min-uptime-s N (N > 5) each daemon runs at least N s before it is killed, so that master
+orders arrive after its start-up window and their copies are sized together and written
+`submitting` in one go (copying/batch.py): kills then also land between that write and the
+sends.
 At the end of a round every master order must have exactly one copy per user on the exchange
 (by cl_ord_id, read with separate keys), none missing, none twice.
 
@@ -95,6 +100,7 @@ def run_round(number: int, args: argparse.Namespace, rng: random.Random) -> bool
         trader = threading.Thread(target=trade)
         trader.start()
         for kill in range(args.kills):
+            time.sleep(max(0.0, args.min_uptime_s - (time.time() - daemon.started_at)))
             mode = kill % 3
             if faults and mode == 2:
                 paused.set()
@@ -117,12 +123,14 @@ def run_round(number: int, args: argparse.Namespace, rng: random.Random) -> bool
             1 for d in world.daemons for e in d.named("copy.placed") if e.get("resolved_by_lookup")
         )
         resent = sum(len(d.named("copy.resend")) for d in world.daemons)
+        batched = sum(e["copies"] for d in world.daemons for e in d.named("copy.batched"))
         ok = missing == doubled == stray == 0
         print(
             f"round {number:>2}: {len(txids)} master orders x {args.users} users, "
             f"{args.kills} kills{' + faults' if faults else ''}: "
             f"missing {missing}, doubled {doubled}, stray {stray}; "
-            f"copies found by cl_ord_id after a lost reply or a crash {resolved}, resent {resent} "
+            f"copies found by cl_ord_id after a lost reply or a crash {resolved}, resent {resent}, "
+            f"sized in a batch {batched} "
             f"({time.monotonic() - started:.0f} s) {'OK' if ok else 'FAILED'}",
             flush=True,
         )
@@ -137,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--min-uptime-s", type=float, default=0.0)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     results = [run_round(n, args, rng) for n in range(args.rounds)]
