@@ -251,7 +251,15 @@ class CopyDaemon:
                     error=f"{type(error).__name__}: {error}",
                     failures=failures,
                 )
-            copier.kick()
+            try:
+                copier.kick()
+            except Exception as error:  # noqa: BLE001 - the ledger keeps the work; next poll
+                log.error(
+                    "copy.kick_failed",
+                    message=f"could not hand pending copies to the users' lanes ({error});"
+                    " trying again at the next poll",
+                    error=f"{type(error).__name__}: {error}",
+                )
             wait = interval * 2 ** min(failures, 6) if failures else interval
             self._stop.wait(max(0.0, min(wait, MAX_POLL_BACKOFF_S) - (time.monotonic() - started)))
         return self._drain(copier, ledger)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from copytrader.errors import ConfigError
 from copytrader.kraken.signing import USER_AGENT
 from copytrader.kraken.transport import (
     HttpStatusError,
@@ -153,3 +154,19 @@ def test_the_environments_proxy_is_used(sim: SimProcess, monkeypatch: pytest.Mon
         assert transport.get(TIME, {}, {}, 5.0).json()["error"] == []
     finally:
         transport.close()
+
+
+@pytest.mark.parametrize("proxy", ["https://proxy.example:8443", "socks5://proxy.example:1080"])
+def test_a_proxy_that_is_not_plain_http_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, proxy: str
+) -> None:
+    """Talking plain HTTP to an https:// or SOCKS proxy would send the CONNECT (and any
+    password in the proxy URL) in clear: refused with a configuration error instead."""
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "")
+    with pytest.raises(ConfigError, match="not supported"):
+        # A host of its own per case: proxy settings are resolved once per base URL.
+        host = proxy.split(":", 1)[0]
+        HttpTransport(f"https://kraken-{host}-proxy-test.example", user_agent=USER_AGENT)

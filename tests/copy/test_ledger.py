@@ -79,7 +79,7 @@ def test_skipped_master_order_gets_skipped_copies_with_reason(ledger: Ledger) ->
     assert {(c.state, c.reason) for c in ledger.copies_of("O2")} == {
         (CopyState.SKIPPED, "signal too old")
     }
-    assert ledger.users_with_pending_work() == []
+    assert ledger.pending_copies_by_user() == {}
 
 
 def test_copy_state_machine_and_illegal_transitions(ledger: Ledger) -> None:

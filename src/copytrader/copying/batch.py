@@ -21,7 +21,7 @@ and the signal still stands.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from copytrader.copying.accounts import UserAccount
@@ -46,8 +46,11 @@ def prepare_batch(
     users: Mapping[str, UserAccount],
     pending: Mapping[str, list[CopyRecord]],
     idle: Collection[str],
+    warm_ticker: Callable[[UserAccount, MasterOrderRecord], None],
 ) -> dict[str, ReadyCopy]:
-    """Size what can be sized without a call, write it `submitting`; by user id."""
+    """Size what can be sized without a call, write it `submitting`; by user id.
+    `warm_ticker` is called once per master order (it may fill the ticker cache that sizing a
+    market order's copies needs, within a bounded time)."""
     masters: dict[str, MasterOrderRecord] = {}
     sized: list[tuple[str, MasterOrderRecord, CopyRecord, OrderRequest, tuple[str, ...]]] = []
     for user_id, copies in pending.items():
@@ -60,7 +63,7 @@ def prepare_batch(
         master = masters.get(copy.master_txid)
         if master is None:
             master = masters[copy.master_txid] = ledger.master_order(copy.master_txid)
-            placer.warm_ticker(account, master)  # once per master order, for market orders
+            warm_ticker(account, master)
         prepared = placer.presize(account, master, copy)
         if prepared is not None:
             sized.append((user_id, master, copy, *prepared))

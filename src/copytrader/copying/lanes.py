@@ -23,10 +23,12 @@ are done, one `copy.summary`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from copytrader.copying.accounts import CopierSettings, CopyObserver, UserAccount
 from copytrader.copying.batch import ReadyCopy, prepare_batch
@@ -38,7 +40,7 @@ from copytrader.copying.outcomes import CopyOutcomes
 from copytrader.copying.placing import CopyPlacer
 from copytrader.copying.resolving import InFlightResolver
 from copytrader.copying.snapshots import AccountSnapshots
-from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError
+from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
 from copytrader.logs import get_logger
 
 log = get_logger(__name__)
@@ -48,6 +50,9 @@ log = get_logger(__name__)
 REFRESH_AFTER_IDLE_S = 0.5
 # The pool has one thread per user (a lane uses one at a time), capped.
 MAX_POOL_THREADS = 256
+# How long the batch waits for a market order's ticker (read once for all users) before it
+# leaves those copies to their lanes: the polling thread must not hang on a slow public API.
+WARM_TICKER_WAIT_S = 0.5
 
 
 class Copier:
@@ -97,6 +102,7 @@ class Copier:
         self._ready: dict[str, ReadyCopy] = {}
         workers = max(1, min(len(self._users), MAX_POOL_THREADS))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy-lane")
+        self._ticker_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy-ticker")
 
     # ---- scheduling -------------------------------------------------------------------------
 
@@ -109,7 +115,9 @@ class Copier:
         if idle and not self._stop.is_set():
             started = time.monotonic()
             try:
-                ready = prepare_batch(self._ledger, self._placer, self._users, pending, idle)
+                ready = prepare_batch(
+                    self._ledger, self._placer, self._users, pending, idle, self._warm_ticker
+                )
             except Exception as error:  # noqa: BLE001 - the lanes do it one by one instead
                 log.warning(
                     "copy.batch_failed",
@@ -131,6 +139,15 @@ class Copier:
         for user_id in pending:
             if user_id in self._users:
                 self._wake(user_id)
+
+    def _warm_ticker(self, account: UserAccount, master: MasterOrderRecord) -> None:
+        """Read a market order's ticker for the batch, waiting WARM_TICKER_WAIT_S at most (on
+        its own thread, so a hung read only leaves the copies to their lanes)."""
+        if not self._placer.needs_ticker(account, master):
+            return
+        reading = self._ticker_reader.submit(self._placer.warm_ticker, account, master)
+        with contextlib.suppress(FutureTimeout):
+            reading.result(timeout=WARM_TICKER_WAIT_S)
 
     def _wake(self, user_id: str) -> None:
         with self._lock:
@@ -157,6 +174,7 @@ class Copier:
         while self.in_flight() and time.monotonic() < deadline:
             time.sleep(0.02)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._ticker_reader.shutdown(wait=False, cancel_futures=True)
         return self.in_flight() == 0
 
     def _lane(self, user_id: str) -> None:
@@ -256,9 +274,7 @@ class Copier:
 
     def _send_ready(self, user_id: str, ready: ReadyCopy) -> None:
         try:
-            self._placer.send(
-                self._users[user_id], ready.master, ready.copy, ready.request, ready.notes
-            )
+            self._placer.send_presized(self._users[user_id], ready.copy, ready.request, ready.notes)
         except LedgerError as error:
             log.info(
                 "copy.state_moved",

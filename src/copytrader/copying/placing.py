@@ -83,11 +83,37 @@ class CopyPlacer:
             return None
         return None if isinstance(sized, Skipped) else sized
 
+    def send_presized(
+        self,
+        account: UserAccount,
+        copy: CopyRecord,
+        request: OrderRequest,
+        notes: tuple[str, ...],
+    ) -> None:
+        """Send a copy the batch sized and wrote `submitting` (nothing was sent yet), after the
+        gates once more: the kill switch or the master's cancel may have come meanwhile, and
+        then it is skipped, as it would have been had its lane sized it now."""
+        master = self._ledger.master_order(copy.master_txid)
+        gate = self._gates.reason_not_to_send(master)
+        if gate:
+            self._outcomes.skip(master, copy, gate)
+            return
+        self.send(account, master, copy, request, notes)
+
+    def needs_ticker(self, account: UserAccount, master: MasterOrderRecord) -> bool:
+        """Whether sizing this master order's copies needs a ticker read not cached yet."""
+        if master.order_type is None or limit_price_of(master) is not None:
+            return False
+        info = account.broker.cached_pair(master.pair)
+        if info is None:
+            return True
+        with self._lock:
+            cached = self._tickers.get(info.pair_id)
+        return cached is None or time.monotonic() - cached[0] >= TICKER_TTL_S
+
     def warm_ticker(self, account: UserAccount, master: MasterOrderRecord) -> None:
         """Read the ticker a market order's copies are sized by, once for all users (a failure
         only means the lanes read it themselves)."""
-        if master.order_type is None or limit_price_of(master) is not None:
-            return
         try:
             self._ticker_price(account, account.broker.pair(master.pair), master.side)
         except Exception as error:  # noqa: BLE001 - the lanes read it, and report a failure

@@ -45,6 +45,8 @@ from typing import Any
 import certifi
 import requests
 
+from copytrader.errors import ConfigError
+
 
 class TransportError(Exception):
     """No usable HTTP reply. The message names the failure's type only, never request data."""
@@ -121,6 +123,14 @@ class HttpTransport:
             proxy = urllib.parse.urlsplit(
                 route.proxy_url if "://" in route.proxy_url else f"http://{route.proxy_url}"
             )
+            if proxy.scheme != "http":
+                # An https:// or socks proxy would need TLS or SOCKS to the proxy itself;
+                # talking plain HTTP to it would send the CONNECT (and any password) in clear.
+                raise ConfigError(
+                    f"proxy scheme {proxy.scheme}:// is not supported; use an http:// proxy"
+                    " (HTTPS to Kraken still goes through it encrypted, by CONNECT)",
+                    field="HTTPS_PROXY/HTTP_PROXY/ALL_PROXY",
+                )
             self._proxy = _host_port(proxy)
             if proxy.username is not None:
                 user = urllib.parse.unquote(proxy.username)

@@ -58,16 +58,6 @@ class CopyQueries(LedgerStore):
             by_user.setdefault(copy.user_id, []).append(copy)
         return by_user
 
-    def users_with_pending_work(self) -> list[str]:
-        users: set[str] = set()
-        with self._reading() as db:
-            for where in (UNSENT_WHERE, CANCEL_WHERE):
-                rows = db.execute(
-                    f"SELECT DISTINCT c.user_id FROM copies c WHERE {where}"  # noqa: S608
-                ).fetchall()
-                users.update(str(row[0]) for row in rows)
-        return sorted(users)
-
     def state_counts(self) -> dict[str, int]:
         """Copies per state, for heartbeats and summaries."""
         with self._reading() as db:

@@ -29,6 +29,9 @@ class _Move:
 _NOT_SENT = (CopyState.PLANNED, CopyState.SUBMITTING)
 # Re-entered (from submitting) for each new attempt, which counts it.
 _SUBMIT = _Move(_NOT_SENT, CopyState.SUBMITTING, count_attempt=True)
+# The batch (copying/batch.py) decides from a read taken a moment earlier: it may only move
+# rows that are still planned, never re-enter one a lane has meanwhile marked (and sent).
+_SUBMIT_PLANNED = _Move((CopyState.PLANNED,), CopyState.SUBMITTING, count_attempt=True)
 _PLACE = _Move((CopyState.SUBMITTING,), CopyState.PLACED)
 _SKIP = _Move(_NOT_SENT, CopyState.SKIPPED)
 _FAIL = _Move(_NOT_SENT, CopyState.FAILED)
@@ -103,10 +106,10 @@ class CopyStateMachine(LedgerStore):
         """`mark_submitting` of many copies, (master txid, user id, volume, price, price2) each,
         in one transaction: the copier sizes the copies of a new master order together and
         writes them at once, before any lane sends (see Copier.kick). None for a copy that
-        was no longer planned or submitting (the master's cancel moved it meanwhile)."""
+        was no longer planned (the master's cancel or its lane moved it meanwhile)."""
         statements = [
             self._transition_statement(
-                _SUBMIT, master_txid, user_id,
+                _SUBMIT_PLANNED, master_txid, user_id,
                 {"volume": volume, "price": price, "price2": price2,
                  "next_attempt_at": None, "error": None},
             )

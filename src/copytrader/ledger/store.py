@@ -16,6 +16,9 @@ from typing import Any, Self, TypeVar
 
 from copytrader.ledger.records import LedgerError
 from copytrader.ledger.schema import SCHEMA
+from copytrader.logs import get_logger
+
+log = get_logger(__name__)
 
 LEDGER_FILE_NAME = "copies.sqlite3"
 # How often the write-ahead log is copied back into the database file (see _checkpoint_loop).
@@ -86,7 +89,19 @@ class LedgerStore:
         PASSIVE on a connection of its own: it never blocks writers or readers (the copy lanes
         go on committing meanwhile), and the log restarts from the top once it is all copied,
         so it stays small however long the daemon runs."""
-        db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        try:
+            db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        except sqlite3.Error as error:
+            # Without this thread the log would only grow: let commits checkpoint again.
+            log.error(
+                "ledger.checkpointer_failed",
+                message=f"{self.path.name}: cannot open a checkpoint connection ({error});"
+                " commits checkpoint instead",
+                path=str(self.path),
+            )
+            with self._write_lock, contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_autocheckpoint=1000")
+            return
         try:
             while not self._closing.wait(CHECKPOINT_EVERY_S):
                 with contextlib.suppress(sqlite3.Error):  # busy: the next round does it
@@ -135,6 +150,7 @@ class LedgerStore:
         with self._write_lock:
             self._writing_thread = me
             try:
+                self._end_stray_transaction()
                 return self._db.execute(sql, params).fetchall()
             finally:
                 self._writing_thread = None
@@ -155,14 +171,30 @@ class LedgerStore:
             self._writing_thread = me
             db = self._db
             try:
+                self._end_stray_transaction()
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     result = operation(db)
+                    db.execute("COMMIT")
                 except BaseException:
+                    # Also after a failed COMMIT (disk full, I/O error), which can leave the
+                    # transaction open: every later write would otherwise vanish into it.
                     with contextlib.suppress(sqlite3.Error):
-                        db.execute("ROLLBACK")
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
                     raise
-                db.execute("COMMIT")
                 return result
             finally:
                 self._writing_thread = None
+
+    def _end_stray_transaction(self) -> None:
+        """Roll back a transaction left open on the write connection (the caller holds the
+        write lock); none should be, so it is logged."""
+        if self._db.in_transaction:
+            log.error(
+                "ledger.stray_transaction",
+                message=f"{self.path.name}: a write transaction was left open; rolled back",
+                path=str(self.path),
+            )
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
