@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.crash_campaign [--rounds 10] [--kills 6] [--orders 20]
                                                   [--users 3] [--latency-ms 40] [--seed 1]
-                                                  [--min-uptime-s 0]
+                                                  [--min-uptime-s 0] [--order-gap 0.1,0.5]
 
 Each round: a fresh simulator and data folder, the daemon as a subprocess, a trader placing
 --orders master orders (market buys, resting limit buys and sells) about every 0.3 s, and
@@ -10,8 +10,9 @@ Each round: a fresh simulator and data folder, the daemon as a subprocess, a tra
 AddOrder is in flight" (a ledger row is `submitting`), "0-150 ms after the daemon sees a master
 order" and, in every other round, "right after one of its AddOrders hit an injected fault"
 (drop_reply: applied but the reply lost; http502; unavailable).
-With --min-uptime-s N (N > 5) each daemon runs at least N s before it is killed, so that master
-orders arrive after its start-up window and their copies are sized together and written
+With --min-uptime-s N (N > 5) each daemon runs at least N s before it is killed, and with
+--order-gap 1,1.5 the users' lanes go idle between orders, so that master orders arrive after
+its start-up window and their copies are sized together and written
 `submitting` in one go (copying/batch.py): kills then also land between that write and the
 sends.
 At the end of a round every master order must have exactly one copy per user on the exchange
@@ -94,7 +95,7 @@ def run_round(number: int, args: argparse.Namespace, rng: random.Random) -> bool
                 idle.clear()
                 params = master_order_params(index)
                 txids.append(world.place_master_surely(userref=index + 1, **params))
-                time.sleep(rng.uniform(0.1, 0.5))
+                time.sleep(rng.uniform(*args.order_gap))
             idle.set()
 
         trader = threading.Thread(target=trade)
@@ -146,6 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--min-uptime-s", type=float, default=0.0)
+    parser.add_argument(
+        "--order-gap",
+        type=lambda text: tuple(float(x) for x in text.split(",")),
+        default=(0.1, 0.5),
+        help="min,max seconds between master orders (>= 1 lets lanes go idle: batches)",
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     results = [run_round(n, args, rng) for n in range(args.rounds)]
