@@ -33,30 +33,26 @@ class CopyQueries(LedgerStore):
 
     def pending_copies(self, user_id: str) -> list[CopyRecord]:
         """This user's unfinished work, in the order the master orders were first seen."""
-        # One statement (each lane runs this before and after every copy): two SELECTs joined
-        # by UNION ALL, so each condition still uses its index.
-        parts = [
-            f"SELECT {COPY_COLUMNS} FROM copies c JOIN master_orders m"  # noqa: S608
-            f" ON m.txid = c.master_txid WHERE c.user_id = ? AND {where}"
-            for where in (UNSENT_WHERE, CANCEL_WHERE)
-        ]
-        with self._reading() as db:
-            rows = db.execute(" UNION ALL ".join(parts), (user_id, user_id)).fetchall()
-        return sorted((copy_from_row(row) for row in rows), key=lambda copy: copy.seq)
+        return self._pending("c.user_id = ? AND ", (user_id, user_id))
 
     def pending_copies_by_user(self) -> dict[str, list[CopyRecord]]:
         """Every user's unfinished work (as `pending_copies`), in one statement."""
+        by_user: dict[str, list[CopyRecord]] = {}
+        for copy in self._pending("", ()):
+            by_user.setdefault(copy.user_id, []).append(copy)
+        return by_user
+
+    def _pending(self, narrowing: str, params: tuple[str, ...]) -> list[CopyRecord]:
+        # One statement (each lane runs it before and after every copy): two SELECTs joined
+        # by UNION ALL, so that each condition still uses its index.
         parts = [
             f"SELECT {COPY_COLUMNS} FROM copies c JOIN master_orders m"  # noqa: S608
-            f" ON m.txid = c.master_txid WHERE {where}"
+            f" ON m.txid = c.master_txid WHERE {narrowing}{where}"
             for where in (UNSENT_WHERE, CANCEL_WHERE)
         ]
         with self._reading() as db:
-            rows = db.execute(" UNION ALL ".join(parts)).fetchall()
-        by_user: dict[str, list[CopyRecord]] = {}
-        for copy in sorted((copy_from_row(row) for row in rows), key=lambda copy: copy.seq):
-            by_user.setdefault(copy.user_id, []).append(copy)
-        return by_user
+            rows = db.execute(" UNION ALL ".join(parts), params).fetchall()
+        return sorted((copy_from_row(row) for row in rows), key=lambda copy: copy.seq)
 
     def state_counts(self) -> dict[str, int]:
         """Copies per state, for heartbeats and summaries."""
