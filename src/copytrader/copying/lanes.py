@@ -276,12 +276,7 @@ class Copier:
         try:
             self._placer.send_presized(self._users[user_id], ready.copy, ready.request, ready.notes)
         except LedgerError as error:
-            log.info(
-                "copy.state_moved",
-                message=f"copy of {ready.master.txid} for {user_id} changed underneath: {error}",
-                master_txid=ready.master.txid,
-                user=user_id,
-            )
+            _state_moved(ready.master.txid, user_id, error)
 
     def _process(self, user_id: str, copy: CopyRecord) -> None:
         account = self._users[user_id]
@@ -294,11 +289,15 @@ class Copier:
             else:
                 self._placer.plan_and_send(account, master, copy)
         except LedgerError as error:
-            # The master's cancel moved this copy on meanwhile (planned -> skipped): the
-            # lane reads the ledger again and carries on from the new state.
-            log.info(
-                "copy.state_moved",
-                message=f"copy of {master.txid} for {user_id} changed underneath: {error}",
-                master_txid=master.txid,
-                user=user_id,
-            )
+            _state_moved(master.txid, user_id, error)
+
+
+def _state_moved(master_txid: str, user_id: str, error: LedgerError) -> None:
+    # The master's cancel moved this copy on meanwhile (planned -> skipped): the lane reads
+    # the ledger again and carries on from the new state.
+    log.info(
+        "copy.state_moved",
+        message=f"copy of {master_txid} for {user_id} changed underneath: {error}",
+        master_txid=master_txid,
+        user=user_id,
+    )
