@@ -166,7 +166,7 @@ def test_a_proxy_that_is_not_plain_http_is_refused_at_start(
         monkeypatch.setenv(name, proxy)
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(name, "")
+    # A host of its own per case: proxy settings are resolved once per base URL.
+    host = proxy.split(":", 1)[0]
     with pytest.raises(ConfigError, match="not supported"):
-        # A host of its own per case: proxy settings are resolved once per base URL.
-        host = proxy.split(":", 1)[0]
         HttpTransport(f"https://kraken-{host}-proxy-test.example", user_agent=USER_AGENT)
