@@ -10,6 +10,12 @@ Layers of a private call (inner to outer):
                  (the lock is held until the reply arrives or the timeout fires)
     _private     nonce-jump retries after EAPI:Invalid nonce (not executed, so resending is safe)
     _read        backoff retries for transient errors (reads only)
+
+With a stop event (the daemon's SIGTERM), every wait here (retry backoff, rate limits, the
+settle before a lookup) is on that event: a stop cuts the wait short and the call ends at once
+with what its caller gets on giving up (reads: RetryLaterError "stopping: ..."; a write whose
+outcome is unknown: OutcomeUnknownError, see orders.py). A call not yet sent when the stop came
+is still sent if it has nothing to wait for: a stop shortens waits, it does not cancel calls.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from copytrader.errors import (
     NonceRejectedError,
     OrderRejectedError,
     RateLimitedError,
+    RetryLaterError,
 )
 from copytrader.kraken import orders, permissions
 from copytrader.kraken.credentials import ApiCredentials
@@ -60,8 +67,10 @@ from copytrader.kraken.retry import (
     NONCE_JUMPS_MS,
     READ_ATTEMPTS,
     READ_TOTAL_S,
-    sleep_for,
+    StopRequested,
+    failure_text,
     transient_retrying,
+    wait_unless_stopped,
 )
 from copytrader.kraken.signing import SigningApi, no_nonce_outside_the_lock, public_api
 from copytrader.kraken.transport import TransportError
@@ -90,6 +99,7 @@ class KrakenBroker:
         retry_waits: bool = True,
         client_rate_limit: bool = True,
         nonce_store: NonceStore | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive: every call needs a timeout")
@@ -101,6 +111,8 @@ class KrakenBroker:
         self.api_url = api_url.rstrip("/")
         self.timeout_s = timeout_s
         self.retry_waits = retry_waits
+        # Set by SIGTERM in the daemon: every wait below ends early, and no retry follows.
+        self.stop_event = stop
         self._key_hint = credentials.key_hint
         if nonce_store is not None and nonce_store.account_id != account_id:
             raise ValueError("the nonce store belongs to another account")
@@ -147,7 +159,9 @@ class KrakenBroker:
             wait = self.rate.rest.reserve(rest_cost(method))
             if wait > 0:
                 self.log.debug("broker.rate_wait", method=method, wait_s=round(wait, 3))
-                time.sleep(wait)  # a real limit, not a retry delay: kept even in tests
+                # A real limit, not a retry delay: kept even in tests. Stopped: not sent.
+                if not self.pause(wait, limit=True):
+                    raise StopRequested(None)
         data = dict(params)  # krakenex adds the nonce to the dict it is given
         with self._store.locked() as next_nonce:
             self._raise_if_cooling_down()  # another thread may have started a rest meanwhile
@@ -305,28 +319,48 @@ class KrakenBroker:
             total_s=READ_TOTAL_S,
             waits=self.retry_waits,
             before_sleep=self.log_retry(method),
+            stop=self.stop_event,
         )
+
+    def _retried_read(self, method: str, call: Callable[[], Any]) -> Any:
+        """`call` under the read policy; a stop ends it with RetryLaterError instead of a retry."""
+        try:
+            for attempt in self._read_retrying(method):
+                with attempt:
+                    return call()
+        except StopRequested as stopped:
+            raise self.stopped_error(method, stopped) from stopped.last
+        raise AssertionError("unreachable")  # tenacity re-raises once the policy gives up
 
     def _read(self, method: str, params: Mapping[str, str] | None = None) -> Any:
         """A private read with backoff retries on transient errors."""
-        for attempt in self._read_retrying(method):
-            with attempt:
-                return self._private(method, params or {})
-        raise AssertionError("unreachable")  # tenacity re-raises once the policy gives up
+        return self._retried_read(method, lambda: self._private(method, params or {}))
 
     def _public(self, method: str, params: Mapping[str, str] | None = None) -> Any:
         """A public call (separate API object and lock: it never waits for the nonce lock)."""
-        for attempt in self._read_retrying(method):
-            with attempt:
-                with self._public_lock:
-                    try:
-                        reply = self._public_api.query_public(
-                            method, dict(params or {}), timeout=self.timeout_s
-                        )
-                    except (TransportError, ValueError) as exc:
-                        raise self._transport_error(exc, method, is_write=False) from exc
-                return self._result(reply, method)
-        raise AssertionError("unreachable")
+
+        def call() -> Any:
+            with self._public_lock:
+                try:
+                    reply = self._public_api.query_public(
+                        method, dict(params or {}), timeout=self.timeout_s
+                    )
+                except (TransportError, ValueError) as exc:
+                    raise self._transport_error(exc, method, is_write=False) from exc
+            return self._result(reply, method)
+
+        return self._retried_read(method, call)
+
+    def stopped_error(self, method: str, stopped: StopRequested) -> RetryLaterError:
+        """What a call cut short by the stop raises: retry later (the next start, usually)."""
+        last = stopped.last
+        if last is None:
+            return RetryLaterError(f"{method}: stopping: not sent", account=self.account_id)
+        return RetryLaterError(
+            f"{method}: stopping: not retried after: {failure_text(last)}",
+            account=self.account_id,
+            errors=last.errors,
+        )
 
     def _parsed(self, method: str, parse: Callable[[], Any]) -> Any:
         try:
@@ -461,11 +495,29 @@ class KrakenBroker:
         return orders.cancel_order(self, txid=txid, cl_ord_id=cl_ord_id)
 
     def private_write(self, method: str, params: Mapping[str, str], *, pair: str = "") -> Any:
-        """One write attempt with nonce-jump retries only (used by orders.py)."""
-        return self._private(method, params, is_write=True, pair=pair)
+        """One write attempt with nonce-jump retries only (used by orders.py). Stopped while
+        waiting for the rate limit: RetryLaterError, and nothing was sent."""
+        try:
+            return self._private(method, params, is_write=True, pair=pair)
+        except StopRequested as stopped:
+            raise self.stopped_error(method, stopped) from None
+
+    # --- waits ----------------------------------------------------------------------------------
+
+    def pause(self, seconds: float, *, limit: bool = False) -> bool:
+        """Wait `seconds` unless the stop is set: False if it is (before or during the wait).
+        A retry delay (`limit=False`) is skipped with `retry_waits=False`; a rate limit is not."""
+        return wait_unless_stopped(seconds if (limit or self.retry_waits) else 0.0, self.stop_event)
 
     def settle(self, seconds: float) -> None:
-        sleep_for(seconds, waits=self.retry_waits)
+        """Let the exchange finish an uncertain write before it is looked up. If the stop is set
+        (before or during the wait) this raises RetryLaterError instead: a lookup made early
+        could miss an order still landing, and a resend after that "not found" double it."""
+        if not self.pause(seconds):
+            raise RetryLaterError(
+                "stopping: the order was not looked up (the exchange was still settling)",
+                account=self.account_id,
+            )
 
     # --- what `copytrader check` needs ----------------------------------------------------------
 

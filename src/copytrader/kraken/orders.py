@@ -31,16 +31,21 @@ looked up before anything is sent again.
 Every order gets a cl_ord_id (a fresh one if the caller gave neither cl_ord_id nor userref).
 With only a userref an order cannot be identified, so it is sent once and any uncertain failure
 is raised as OutcomeUnknownError for the caller to reconcile.
+
+A stop (SIGTERM, the broker's stop event) only cuts waits short: the backoff between attempts,
+the settle before a lookup, a pair's rate-limit wait. It never leads to a send or to a lookup made
+before the exchange settled (whose "not found" could be false). The write ends with what giving
+up would raise, except that an uncertain failure is not looked up any more: it stays
+OutcomeUnknownError, for the caller to look up later (the daemon's next start).
 """
 
 from __future__ import annotations
 
 import functools
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from copytrader.domain import OrderStatus
 from copytrader.errors import (
@@ -56,6 +61,8 @@ from copytrader.kraken.retry import (
     OUTCOME_SETTLE_S,
     WRITE_ATTEMPTS,
     WRITE_TOTAL_S,
+    StopRequested,
+    failure_text,
     transient_retrying,
 )
 
@@ -118,26 +125,48 @@ def _write_with_lookups(
         waits=broker.retry_waits,
         before_sleep=broker.log_retry(method),
         retry_on=_RETRYABLE,
+        stop=broker.stop_event,
     )
     try:
-        for attempt in retrying:
-            with attempt:
-                if failure is not None and settled is not None:
-                    found = settled(failure)
-                    if found is not None:
-                        return found
-                try:
-                    return send()
-                except _RETRYABLE as exc:
-                    failure = exc
-                    raise
-    except _RETRYABLE as exc:
-        if is_uncertain(exc) and settled is not None:
-            found = settled(exc)
-            if found is not None:
-                return found
-        raise
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if failure is not None and settled is not None:
+                        found = settled(failure)
+                        if found is not None:
+                            return found
+                    try:
+                        return send()
+                    except _RETRYABLE as exc:
+                        failure = exc
+                        raise
+        except _RETRYABLE as exc:
+            if is_uncertain(exc) and settled is not None:
+                found = settled(exc)
+                if found is not None:
+                    return found
+            raise
+    except StopRequested as stopped:
+        _raise_stopped(broker, method, stopped, lookups=settled is not None)
     raise AssertionError("unreachable")  # tenacity re-raises once the policy gives up
+
+
+def _raise_stopped(
+    broker: KrakenBroker, method: str, stopped: StopRequested, *, lookups: bool
+) -> NoReturn:
+    """What a write cut short by the stop raises: what giving up would, except that an uncertain
+    failure is not looked up any more, so it stays an unknown outcome (never "not placed")."""
+    last = stopped.last
+    if last is None:
+        raise broker.stopped_error(method, stopped) from None
+    if lookups and is_uncertain(last):
+        raise OutcomeUnknownError(
+            f"{method}: stopping before the outcome was looked up; outcome unknown after:"
+            f" {failure_text(last)}",
+            account=broker.account_id,
+            errors=last.errors,
+        ) from last
+    raise last
 
 
 def add_order(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
@@ -157,7 +186,9 @@ def _send_add(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
         wait = broker.rate.pairs.wait_s(pair)
         if wait > 0:
             broker.log.info("broker.pair_wait", pair=pair, wait_s=round(wait, 3))
-            time.sleep(wait)  # the exchange's limit, not a retry delay: kept even in tests
+            # The exchange's limit, not a retry delay: kept even in tests. Stopped: not sent.
+            if not broker.pause(wait, limit=True):
+                raise broker.stopped_error("AddOrder", StopRequested(None))
     try:
         raw = _private_write(broker, "AddOrder", request.to_params(), pair=pair)
     except OrderRejectedError as exc:
@@ -204,8 +235,10 @@ def _look_up(
     failure: KrakenError,
     find: Any,
 ) -> Order | None:
-    if is_uncertain(failure):
-        broker.settle(OUTCOME_SETTLE_S)
+    # Stopped while the exchange settles: looking up now could miss an order still landing (a
+    # false "not found", then a resend), so the failure ends the write, still uncertain.
+    if is_uncertain(failure) and not broker.pause(OUTCOME_SETTLE_S):
+        raise StopRequested(failure)
     try:
         order: Order | None = find()
     except KrakenError as exc:
