@@ -17,6 +17,7 @@ permissions a copy-trading key needs (and the warning against granting withdrawa
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -168,8 +169,10 @@ def make_broker(
     timeout_s: float = 10.0,
     retry_waits: bool = True,
     client_rate_limit: bool = True,
+    stop: threading.Event | None = None,
 ) -> KrakenBroker:
-    """The account's KrakenBroker at its configured tier (MASTER: `[copy] master_tier`)."""
+    """The account's KrakenBroker at its configured tier (MASTER: `[copy] master_tier`). `stop`
+    (the daemon's SIGTERM event) cuts the broker's retry and settle waits short."""
     assert spec.credentials is not None
     tier = settings.copy.master_tier if spec.user is None else spec.user.tier
     return KrakenBroker(
@@ -181,6 +184,7 @@ def make_broker(
         timeout_s=timeout_s,
         retry_waits=retry_waits,
         client_rate_limit=client_rate_limit,
+        stop=stop,
     )
 
 

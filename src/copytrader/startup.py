@@ -17,11 +17,13 @@ ready.
 A stop request (SIGTERM) ends every wait here at once: the stagger, and the wait for connections
 still inside the broker's timeouts and retries. Those are left to their daemon threads and end as
 `account.skipped` with reason `stopped`; their late result is dropped, so each account still has
-exactly one event.
+exactly one event. The brokers built here (for `copytrader run`) get the same stop event, so their
+retry waits end at once too, during start-up and for as long as the daemon uses them.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +73,7 @@ def connect_accounts(
     *,
     stop: threading.Event | None = None,
     stagger_s: float | None = None,
-    broker_factory: BrokerFactory = make_broker,
+    broker_factory: BrokerFactory | None = None,
     depth: ProbeDepth = ProbeDepth.STARTUP,
     emit_log: bool = True,
     deadline_s: float = ACCOUNT_DEADLINE_S,
@@ -82,8 +84,12 @@ def connect_accounts(
     (`copytrader check`) every permission. `stop` (set by SIGTERM) ends every wait at once:
     accounts not started yet are skipped, and connections still under way (in the broker's
     timeouts and retries) are left to their daemon threads and reported as stopped, with their
-    broker. `emit_log=False` returns the report without the per-account and summary events.
+    broker. `broker_factory` defaults to `make_broker` with that `stop`, so the brokers' own
+    retry waits end on it too. `emit_log=False` returns the report without the per-account and
+    summary events.
     """
+    if broker_factory is None:
+        broker_factory = functools.partial(make_broker, stop=stop)
     stop = stop or threading.Event()
     stagger = settings.copy.connect_stagger_seconds if stagger_s is None else stagger_s
     on_settled = log_outcome if emit_log else _ignore
@@ -91,7 +97,9 @@ def connect_accounts(
     if emit_log:
         for note in settings.notes:  # e.g. legacy variable names, a user listed twice
             log.warning("config.note", message=note)
-    master_attempt = _Attempt.start(settings.master, settings, broker_factory, depth, on_settled)
+    master_attempt = _Attempt.start(
+        settings.master, settings, broker_factory, depth, on_settled, stop
+    )
     master = master_attempt.outcome_by(time.monotonic() + deadline_s, stop, deadline_s)
 
     attempts: dict[str, _Attempt] = {}
@@ -107,7 +115,7 @@ def connect_accounts(
         if stop.is_set():  # not started: reported as stopped below, after the others
             continue
         attempts[spec.account_id] = _Attempt.start(
-            spec, settings, broker_factory, depth, on_settled
+            spec, settings, broker_factory, depth, on_settled, stop
         )
 
     deadline = time.monotonic() + deadline_s
@@ -154,6 +162,7 @@ class _Attempt:
         factory: BrokerFactory,
         depth: ProbeDepth,
         on_settled: Callable[[AccountOutcome], None],
+        stop: threading.Event,
     ) -> _Attempt:
         attempt = cls(spec, on_settled)
 
@@ -166,8 +175,17 @@ class _Attempt:
         def connect(spec: AccountSpec) -> AccountOutcome:
             return connect_account(spec, settings, broker_factory=recorded_factory, depth=depth)
 
+        def run() -> None:
+            outcome = _guarded(connect, spec)
+            if stop.is_set() and outcome.state is AccountState.FAILED:
+                # Reported as when the waiter gives up on it first: stopped, not failed. The
+                # broker's waits end on the stop, so the failure is most likely the stop's doing,
+                # and the stopping daemon will not use the account either way.
+                outcome = _stopped(spec, outcome.broker)
+            attempt._settle(outcome)
+
         thread = threading.Thread(
-            target=lambda: attempt._settle(_guarded(connect, spec)),
+            target=run,
             name=f"connect-{spec.account_id}",
             daemon=True,
         )
