@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import selectors
 import shutil
@@ -41,6 +42,7 @@ from filelock import FileLock, Timeout
 
 from copytrader.config import load_local_settings
 from copytrader.demo_trader import DemoTrader
+from copytrader.errors import ConfigError
 from copytrader.lifecycle import PAPER_SUBDIR, StopSignal, install_stop_signals
 from copytrader.logs import configure_logging, get_logger
 from copytrader.paper_accounts import (
@@ -54,6 +56,8 @@ from copytrader.paper_stats import PaperStats, render_console
 
 log = get_logger(__name__)
 
+# The exit status of a configuration error, as for `copytrader run` (daemon.EXIT_CONFIG).
+EXIT_CONFIG = 2
 SIM_START_TIMEOUT_S = 20.0
 # The daemon promises to exit within 10 s of SIGTERM; a little margin before SIGKILL.
 DAEMON_STOP_TIMEOUT_S = 13.0
@@ -65,11 +69,17 @@ DAEMON_READY_TIMEOUT_S = 20.0
 
 def run(args: argparse.Namespace) -> int:
     """Run paper mode until a stop signal or `args.duration` seconds; returns the exit code."""
-    settings = load_local_settings()
+    try:
+        settings = load_local_settings()
+        _ensure_writable(settings.data_dir)
+    except ConfigError as error:
+        # As `copytrader run` does: one line, not a traceback (logging is not set up yet, and
+        # a bad LOG_LEVEL or LOG_FORMAT is one of the things that can be wrong).
+        sys.stderr.write(f"copytrader: configuration error: {error}\n")
+        return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format)
     stop = install_stop_signals(component="paper")
     paper_dir = settings.data_dir / PAPER_SUBDIR
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     guard = FileLock(str(settings.data_dir / ".paper.lock"), timeout=0)
     try:
         guard.acquire()
@@ -81,18 +91,48 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     try:
+        try:
+            shutil.rmtree(paper_dir, ignore_errors=True)  # what the last paper run left
+            paper_dir.mkdir(parents=True)
+        except OSError as error:
+            log.error(
+                "paper.data_dir",
+                message=f"cannot make a fresh {paper_dir}: {error.strerror or error}",
+                data_dir=str(paper_dir),
+            )
+            return EXIT_CONFIG
         with tempfile.TemporaryDirectory(prefix="copytrader-paper-") as secrets_dir:
             return _run_paper(args, stop, paper_dir, Path(secrets_dir), settings.log_level)
     finally:
         guard.release()
 
 
+def _ensure_writable(data_dir: Path) -> None:
+    """The data folder exists and this process can write there (its lock, the daemon's folder).
+
+    Checked before anything starts, so that a data folder path naming a file, or a folder of
+    another user, is a configuration error rather than a traceback from deep inside.
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / f".paper-probe.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        if isinstance(error, FileExistsError | NotADirectoryError):
+            reason = "it, or a folder above it, is a file"
+        else:
+            reason = error.strerror or str(error)
+        raise ConfigError(
+            f"data folder {data_dir} cannot be used: {reason}; point COPYTRADER_DATA_DIR at a "
+            "folder this user can write"
+        ) from None
+
+
 def _run_paper(
     args: argparse.Namespace, stop: StopSignal, paper_dir: Path, work: Path, log_level: str
 ) -> int:
     started = time.monotonic()
-    shutil.rmtree(paper_dir, ignore_errors=True)
-    paper_dir.mkdir(parents=True)
     setup = make_demo_setup()
     # The accounts file holds the demo secrets: it lives in a private temporary folder that is
     # deleted on exit, never in the data folder.
