@@ -102,6 +102,12 @@ def _ensure_writable(data_dir: Path) -> None:
             "by starting the container as root (the image's default)",
             source=str(data_dir),
         ) from error
+    except OSError as error:  # a file where the folder should be, a read-only file system...
+        raise ConfigError(
+            f"data folder {data_dir} cannot be used: {error.strerror or error} (is it, or a"
+            " folder above it, a file? point COPYTRADER_DATA_DIR at a folder)",
+            source=str(data_dir),
+        ) from error
 
 
 @contextlib.contextmanager
