@@ -21,6 +21,7 @@ and the signal still stands.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
@@ -38,6 +39,8 @@ class ReadyCopy:
     copy: CopyRecord
     request: OrderRequest
     notes: tuple[str, ...]
+    prepared_at: float  # time.monotonic() when the batch passed the gates
+    master_updates: int  # the ledger's count of master order updates then
 
 
 def prepare_batch(
@@ -69,11 +72,12 @@ def prepare_batch(
             sized.append((user_id, master, copy, *prepared))
     if not sized:
         return {}
+    prepared_at, master_updates = time.monotonic(), ledger.master_updates
     moved = ledger.mark_submitting_many(
         [(m.txid, user_id, r.volume, r.price, r.price2) for user_id, m, _c, r, _n in sized]
     )
     return {
-        user_id: ReadyCopy(master, record, request, notes)
+        user_id: ReadyCopy(master, record, request, notes, prepared_at, master_updates)
         for (user_id, master, _copy, request, notes), record in zip(sized, moved, strict=True)
         if record is not None  # the master's cancel moved it meanwhile: the lane sees that
     }

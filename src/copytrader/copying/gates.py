@@ -19,6 +19,9 @@ class CopyGates:
         self._settings = settings
         self._clock = clock
 
+    def kill_switch_reason(self) -> str | None:
+        return self._kill_switch.reason()
+
     def reason_not_to_send(self, master: MasterOrderRecord) -> str | None:
         """Why no copy should be sent now, or None."""
         kill = self._kill_switch.reason()

@@ -53,6 +53,10 @@ MAX_POOL_THREADS = 256
 # How long the batch waits for a market order's ticker (read once for all users) before it
 # leaves those copies to their lanes: the polling thread must not hang on a slow public API.
 WARM_TICKER_WAIT_S = 0.5
+# A batched copy whose lane starts within this long of the batch, with no master order updated
+# since, is sent on the batch's gates; a later one passes them again first. Every extra read
+# here is paid by all lanes at once (the GIL), and the batch checked them milliseconds ago.
+READY_FRESH_S = 0.5
 
 
 class Copier:
@@ -274,7 +278,14 @@ class Copier:
 
     def _send_ready(self, user_id: str, ready: ReadyCopy) -> None:
         try:
-            self._placer.send_presized(self._users[user_id], ready.copy, ready.request, ready.notes)
+            fresh = (
+                time.monotonic() - ready.prepared_at < READY_FRESH_S
+                and self._ledger.master_updates == ready.master_updates
+            )
+            self._placer.send_presized(
+                self._users[user_id], ready.master, ready.copy, ready.request, ready.notes,
+                recheck=not fresh,
+            )  # fmt: skip
         except LedgerError as error:
             _state_moved(ready.master.txid, user_id, error)
 

@@ -86,15 +86,23 @@ class CopyPlacer:
     def send_presized(
         self,
         account: UserAccount,
+        master: MasterOrderRecord,
         copy: CopyRecord,
         request: OrderRequest,
         notes: tuple[str, ...],
+        *,
+        recheck: bool,
     ) -> None:
-        """Send a copy the batch sized and wrote `submitting` (nothing was sent yet), after the
-        gates once more: the kill switch or the master's cancel may have come meanwhile, and
-        then it is skipped, as it would have been had its lane sized it now."""
-        master = self._ledger.master_order(copy.master_txid)
-        gate = self._gates.reason_not_to_send(master)
+        """Send a copy the batch sized and wrote `submitting` (nothing was sent yet). With
+        `recheck` (the batch is no longer fresh: a master order changed since, or its lane
+        started late), the master order is read again and all the gates passed again first:
+        the master's cancel may have come meanwhile, and then the copy is skipped, as it would
+        have been had its lane sized it now. The kill switch is checked either way."""
+        if recheck:
+            master = self._ledger.master_order(copy.master_txid)
+            gate = self._gates.reason_not_to_send(master)
+        else:
+            gate = self._gates.kill_switch_reason()  # a file: checked before every copy
         if gate:
             self._outcomes.skip(master, copy, gate)
             return

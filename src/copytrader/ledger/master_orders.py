@@ -30,6 +30,10 @@ from copytrader.ledger.store import LedgerStore
 class MasterOrderBook(LedgerStore):
     """Master orders and the feed's baseline and cursor."""
 
+    # How many times a master order's status was updated in this process: lets the copier
+    # tell, without a read, that no master order changed since it sized a batch of copies.
+    master_updates = 0
+
     def get_meta(self, key: str) -> str | None:
         with self._reading() as db:
             row = first_row(db.execute("SELECT value FROM meta WHERE key = ?", (key,)))
@@ -194,7 +198,9 @@ class MasterOrderBook(LedgerStore):
             )
             return select_copies(db, "c.master_txid = ? AND c.cancel_requested = 1", (txid,))
 
-        return self._write(_op)
+        marked = self._write(_op)
+        self.master_updates += 1
+        return marked
 
     def master_states(self, txids: Iterable[str]) -> dict[str, MasterState]:
         """What was last seen of these master orders; unknown txids are absent."""
