@@ -87,7 +87,12 @@ def read_lock_holder(data_dir: Path) -> LockHolder | None:
         return None
 
 
-def _ensure_writable(data_dir: Path) -> None:
+def ensure_writable_data_dir(data_dir: Path) -> None:
+    """The data folder exists and this process can write there, else a ConfigError naming it.
+
+    Checked before anything starts (the daemon, paper mode), so that a path naming a file, or a
+    folder of another user, is a configuration error rather than a traceback from deep inside.
+    """
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         probe = data_dir / f".write-probe.{os.getpid()}"
@@ -102,10 +107,14 @@ def _ensure_writable(data_dir: Path) -> None:
             "by starting the container as root (the image's default)",
             source=str(data_dir),
         ) from error
-    except OSError as error:  # a file where the folder should be, a read-only file system...
+    except OSError as error:
+        if isinstance(error, FileExistsError | NotADirectoryError):
+            reason = "it, or a folder above it, is a file"
+        else:
+            reason = error.strerror or str(error)
         raise ConfigError(
-            f"data folder {data_dir} cannot be used: {error.strerror or error} (is it, or a"
-            " folder above it, a file? point COPYTRADER_DATA_DIR at a folder)",
+            f"data folder {data_dir} cannot be used: {reason}; point COPYTRADER_DATA_DIR at a"
+            " folder this user can write",
             source=str(data_dir),
         ) from error
 
@@ -119,7 +128,7 @@ def acquire_data_dir_lock(data_dir: Path) -> Iterator[LockHolder]:
     Raises DataDirLockedError naming the holder (pid, host, start time) if the folder is taken,
     and ConfigError if the folder cannot be written.
     """
-    _ensure_writable(data_dir)
+    ensure_writable_data_dir(data_dir)
     lock = FileLock(str(data_dir / LOCK_FILE_NAME), timeout=0)
     try:
         lock.acquire()

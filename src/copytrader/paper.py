@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import random
 import selectors
 import shutil
@@ -43,7 +42,12 @@ from filelock import FileLock, Timeout
 from copytrader.config import load_local_settings
 from copytrader.demo_trader import DemoTrader
 from copytrader.errors import ConfigError
-from copytrader.lifecycle import PAPER_SUBDIR, StopSignal, install_stop_signals
+from copytrader.lifecycle import (
+    PAPER_SUBDIR,
+    StopSignal,
+    ensure_writable_data_dir,
+    install_stop_signals,
+)
 from copytrader.logs import configure_logging, get_logger
 from copytrader.paper_accounts import (
     DemoSetup,
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     """Run paper mode until a stop signal or `args.duration` seconds; returns the exit code."""
     try:
         settings = load_local_settings()
-        _ensure_writable(settings.data_dir)
+        ensure_writable_data_dir(settings.data_dir)
     except ConfigError as error:
         # As `copytrader run` does: one line, not a traceback (logging is not set up yet, and
         # a bad LOG_LEVEL or LOG_FORMAT is one of the things that can be wrong).
@@ -105,28 +109,6 @@ def run(args: argparse.Namespace) -> int:
             return _run_paper(args, stop, paper_dir, Path(secrets_dir), settings.log_level)
     finally:
         guard.release()
-
-
-def _ensure_writable(data_dir: Path) -> None:
-    """The data folder exists and this process can write there (its lock, the daemon's folder).
-
-    Checked before anything starts, so that a data folder path naming a file, or a folder of
-    another user, is a configuration error rather than a traceback from deep inside.
-    """
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        probe = data_dir / f".paper-probe.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        if isinstance(error, FileExistsError | NotADirectoryError):
-            reason = "it, or a folder above it, is a file"
-        else:
-            reason = error.strerror or str(error)
-        raise ConfigError(
-            f"data folder {data_dir} cannot be used: {reason}; point COPYTRADER_DATA_DIR at a "
-            "folder this user can write"
-        ) from None
 
 
 def _run_paper(
