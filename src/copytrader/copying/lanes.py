@@ -98,6 +98,7 @@ class Copier:
         )
         self._canceller = CopyCanceller(ledger, outcomes)
         self._lock = threading.Lock()
+        self._lanes_done = threading.Condition(self._lock)  # notified when no lane runs
         self._running: set[str] = set()  # users whose lane is working
         self._dirty: set[str] = set()  # users with work added since their lane last looked
         self._waiting: set[str] = set()  # running lanes idle, waiting to refresh balances
@@ -174,9 +175,8 @@ class Copier:
 
     def shutdown(self, timeout_s: float = 10.0) -> bool:
         """Stop taking work and wait up to `timeout_s` for lanes; True if all finished."""
-        deadline = time.monotonic() + timeout_s
-        while self.in_flight() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        with self._lanes_done:
+            self._lanes_done.wait_for(lambda: not self._running, timeout=timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._ticker_reader.shutdown(wait=False, cancel_futures=True)
         return self.in_flight() == 0
@@ -255,7 +255,10 @@ class Copier:
                 self._waiting.discard(user_id)
 
     def _release_if_quiet(self) -> None:
-        """Wake the waiting lanes if no other lane is busy (the caller holds `_lock`)."""
+        """Wake the waiting lanes if no other lane is busy, and `shutdown` once none runs (the
+        caller holds `_lock`; every lane leaving `_running` calls this)."""
+        if not self._running:
+            self._lanes_done.notify_all()
         if self._waiting and self._running <= self._waiting:
             for waiting in self._waiting:
                 self._wakeups[waiting].set()
