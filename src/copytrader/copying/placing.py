@@ -61,7 +61,8 @@ class CopyPlacer:
         self._stop = stop
         self._run_started_at = run_started_at
         self._lock = threading.Lock()  # guards the ticker cache, shared by all lanes
-        self._tickers: dict[str, tuple[float, Decimal]] = {}
+        # (pair id, side) -> (read at, price): a buy is sized at the ask, a sell at the bid.
+        self._tickers: dict[tuple[str, Side], tuple[float, Decimal]] = {}
 
     def _earlier_run_may_have_sent(self, master: MasterOrderRecord) -> bool:
         return (
@@ -116,7 +117,7 @@ class CopyPlacer:
         if info is None:
             return True
         with self._lock:
-            cached = self._tickers.get(info.pair_id)
+            cached = self._tickers.get((info.pair_id, master.side))
         return cached is None or time.monotonic() - cached[0] >= TICKER_TTL_S
 
     def warm_ticker(self, account: UserAccount, master: MasterOrderRecord) -> None:
@@ -268,7 +269,7 @@ class CopyPlacer:
     ) -> Decimal | None:
         now = time.monotonic()
         with self._lock:
-            cached = self._tickers.get(info.pair_id)
+            cached = self._tickers.get((info.pair_id, side))
         if cached is not None and now - cached[0] < TICKER_TTL_S:
             return cached[1]
         if offline:
@@ -279,7 +280,7 @@ class CopyPlacer:
         if price <= 0:
             return None
         with self._lock:
-            self._tickers[info.pair_id] = (now, price)
+            self._tickers[(info.pair_id, side)] = (now, price)
         return price
 
     def request_from_row(self, master: MasterOrderRecord, copy: CopyRecord) -> OrderRequest:
