@@ -50,8 +50,8 @@ from copytrader.sim.errors import (
 from copytrader.sim.formatting import ledger_json, order_json, order_text
 from copytrader.sim.ids import IdGenerator
 from copytrader.sim.markets import Pair, find_pair
-from copytrader.sim.matching import Exchange
-from copytrader.sim.orders import REASON_USER, OrderType, SimOrder, order_hold
+from copytrader.sim.matching import Exchange, OrderObserver
+from copytrader.sim.orders import REASON_USER, OrderType, SimOrder, Trade, order_hold
 from copytrader.sim.prices import PriceBoard
 from copytrader.sim.ratecounter import ADD_ORDER_COST, cancel_cost
 from copytrader.sim.wallet import Wallet
@@ -147,6 +147,33 @@ class Engine:
             "prices": {pair_id: f"{price:f}" for pair_id, price in self._prices.last.items()},
             "fees_collected": ledger_json(self._exchange.fees),
         }
+
+    # -- the private WebSocket feed (sim/websocket.py) --------------------------------------
+
+    def add_order_observer(self, observer: OrderObserver) -> None:
+        self._exchange.observers.append(observer)
+
+    def remove_order_observer(self, observer: OrderObserver) -> None:
+        if observer in self._exchange.observers:
+            self._exchange.observers.remove(observer)
+
+    def tick(self) -> None:
+        """Apply expiries and scheduled starts now (observers hear of them)."""
+        self._exchange.tick()
+
+    def open_orders_of(self, account_id: str) -> list[SimOrder]:
+        self._exchange.tick()
+        return list(self._exchange.wallets[account_id].open.values())
+
+    def recent_trades_of(self, account_id: str, limit: int) -> list[tuple[SimOrder, Trade]]:
+        """The account's last `limit` fills, oldest first, each with its order."""
+        wallet = self._exchange.wallets[account_id]
+        trades = sorted(wallet.trades.values(), key=lambda trade: trade.trade_id)[-limit:]
+        return [(wallet.orders[trade.ordertxid], trade) for trade in trades]
+
+    def max_rate_count(self, account_id: str) -> int:
+        """The matching-engine counter's threshold for the account's tier."""
+        return int(self._exchange.wallets[account_id].limits.threshold)
 
     # -- what tests and benchmarks may read besides the contract ------------------------------
 

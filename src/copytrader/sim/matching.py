@@ -18,6 +18,7 @@ per asset never changes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from copytrader.sim.ids import IdGenerator
@@ -40,6 +41,22 @@ from copytrader.sim.prices import PriceBoard
 from copytrader.sim.wallet import Wallet
 
 
+@dataclass(frozen=True)
+class OrderEvent:
+    """One change of an order, named by Kraken's WebSocket v2 `exec_type`: pending_new, new,
+    trade, filled, canceled or expired. Observers are called synchronously while the order is
+    in exactly this state, so they must copy what they need before returning."""
+
+    account: str
+    exec_type: str
+    order: SimOrder
+    time: float
+    trade: Trade | None = None
+
+
+OrderObserver = Callable[[OrderEvent], None]
+
+
 class Exchange:
     def __init__(self, *, ids: IdGenerator, clock: Callable[[], float], prices: PriceBoard):
         self.ids = ids
@@ -54,6 +71,20 @@ class Exchange:
         # Open orders that time can change (an expiry time, or not started yet), by txid: the
         # only ones `tick()` looks at, so a request does not cost O(every open order).
         self._timed: dict[str, tuple[Wallet, SimOrder]] = {}
+        # Plain callbacks (the WebSocket feed subscribes here); the engine knows nothing of I/O.
+        self.observers: list[OrderObserver] = []
+
+    def _notify(
+        self,
+        wallet: Wallet,
+        exec_type: str,
+        order: SimOrder,
+        when: float,
+        trade: Trade | None = None,
+    ) -> None:
+        event = OrderEvent(wallet.account_id, exec_type, order, when, trade)
+        for observer in list(self.observers):
+            observer(event)
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -112,6 +143,7 @@ class Exchange:
         order.fee = fill.fee
         order.avg_price = price
         order.trade_ids.append(trade.txid)
+        self._notify(wallet, "trade", order, now, trade)
         self._close(wallet, order, Status.CLOSED, None, now)
 
     @staticmethod
@@ -128,6 +160,8 @@ class Exchange:
         order.reason = reason
         order.closetm = when
         order.close_seq = self._close_seq
+        exec_type = {Status.CLOSED: "filled", Status.CANCELED: "canceled"}.get(status, "expired")
+        self._notify(wallet, exec_type, order, when)
 
     def cancel(self, wallet: Wallet, order: SimOrder, reason: str) -> None:
         self._close(wallet, order, Status.CANCELED, reason, self.clock())
@@ -141,6 +175,8 @@ class Exchange:
             wallet.open[order.txid] = order
         if order.expiretm or order.starttm > self.clock():
             self._timed[order.txid] = (wallet, order)
+        # Kraken's order sequence: pending_new (accepted, not live) first, then new when live.
+        self._notify(wallet, "pending_new", order, self.clock())
         if order.starttm > self.clock():
             order.status = Status.PENDING
             return
@@ -148,6 +184,7 @@ class Exchange:
 
     def _activate(self, wallet: Wallet, order: SimOrder) -> None:
         order.status = Status.OPEN
+        self._notify(wallet, "new", order, self.clock())
         last = self.last(order.pair)
         if order.ordertype is OrderType.MARKET:
             self._execute(wallet, order, last, maker=False)

@@ -39,6 +39,7 @@ from copytrader.sim.errors import SimError
 from copytrader.sim.faults import ERROR_BY_KIND, Fault, FaultKind
 from copytrader.sim.reqlog import LoggedRequest
 from copytrader.sim.tokens import WsTokens
+from copytrader.sim.websocket import add_websocket_routes
 from copytrader.sim.wire import parse_body
 
 log = structlog.get_logger("copytrader.sim")
@@ -73,6 +74,7 @@ def build_app(context: SimContext) -> web.Application:
     app.router.add_route("*", "/0/public/{method}", _handle_public)
     app.router.add_route("*", "/0/private/{method}", _handle_private)
     add_control_routes(app)
+    add_websocket_routes(app, context)
     return app
 
 

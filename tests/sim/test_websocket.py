@@ -1,0 +1,307 @@
+"""The simulator's private WebSocket v2 `executions` feed, against a real simulator process: a
+token from krakenex's GetWebSocketsToken, an aiohttp client on ws://127.0.0.1:PORT/v2, orders
+placed and cancelled over REST by krakenex, prices moved through /sim/price."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import krakenex
+import pytest
+
+from tests.simproc import SimProcess, new_secret, running_sim
+
+TIMEOUT_S = 10.0
+TRADER = ("ws-trader-key", new_secret())
+OTHER_KEY = ("ws-other-key", new_secret())  # a second key of the same account
+ACCOUNTS = f"""
+[[accounts]]
+name = "ws"
+key = "{TRADER[0]}"
+secret = "{TRADER[1]}"
+tier = "pro"
+balances = {{ ZUSD = "100000", XXBT = "2" }}
+
+[[accounts.keys]]
+key = "{OTHER_KEY[0]}"
+secret = "{OTHER_KEY[1]}"
+
+[prices]
+XXBTZUSD = "60000"
+"""
+
+
+@pytest.fixture(scope="module")
+def ws_sim() -> Iterator[SimProcess]:
+    with running_sim(ACCOUNTS, "--seed", "11") as process:
+        yield process
+
+
+def _api(sim: SimProcess, key: tuple[str, str]) -> krakenex.API:
+    api = krakenex.API(key[0], key[1])
+    api.uri = sim.url
+    return api
+
+
+def _ok(reply: dict[str, Any]) -> Any:
+    assert reply["error"] == [], reply
+    return reply["result"]
+
+
+def _private(sim: SimProcess, key: tuple[str, str], method: str, data: dict[str, Any]) -> Any:
+    api = _api(sim, key)
+    try:
+        return _ok(api.query_private(method, data, timeout=TIMEOUT_S))
+    finally:
+        api.close()
+
+
+def _token(sim: SimProcess) -> str:
+    token: str = _private(sim, TRADER, "GetWebSocketsToken", {})["token"]
+    return token
+
+
+class Feed:
+    """One client socket; `next()` skips heartbeats and the status frame unless asked for."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.sequence = 0
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send_str(json.dumps(message))
+
+    async def next(self, *, skip: tuple[str, ...] = ("heartbeat", "status")) -> dict[str, Any]:
+        while True:
+            message = await asyncio.wait_for(self.ws.receive(), TIMEOUT_S)
+            assert message.type is aiohttp.WSMsgType.TEXT, message
+            # Decimal, so that prices and quantities compare exactly.
+            parsed: dict[str, Any] = json.loads(message.data, parse_float=Decimal)
+            if "sequence" in parsed:  # counts up on this connection, 1 for the snapshot
+                assert parsed["sequence"] > self.sequence, (parsed, self.sequence)
+                self.sequence = parsed["sequence"]
+            if parsed.get("channel") not in skip:
+                return parsed
+
+    async def updates(self, count: int) -> list[dict[str, Any]]:
+        """The next `count` executions items, with their frames' sequences checked."""
+        items: list[dict[str, Any]] = []
+        while len(items) < count:
+            frame = await self.next()
+            assert (frame["channel"], frame["type"]) == ("executions", "update"), frame
+            items.extend(frame["data"])
+        return items
+
+    async def subscribe(self, token: str, **flags: bool) -> dict[str, Any]:
+        params = {"channel": "executions", "token": token, **flags}
+        await self.send({"method": "subscribe", "params": params, "req_id": 7})
+        return await self.next()
+
+
+def _run(sim: SimProcess, body: Callable[[Feed], Awaitable[None]]) -> None:
+    async def main() -> None:
+        timeout = aiohttp.ClientTimeout(total=60, connect=TIMEOUT_S)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.ws_connect(sim.url.replace("http://", "ws://") + "/v2") as ws,
+        ):
+            await asyncio.wait_for(body(Feed(ws)), 45)
+
+    asyncio.run(main())
+
+
+def _in_thread(call: Callable[[], Any]) -> Awaitable[Any]:
+    """REST calls block; run them off the loop so the socket keeps being read."""
+    return asyncio.to_thread(call)
+
+
+def _add(sim: SimProcess, key: tuple[str, str], **order: str) -> Awaitable[str]:
+    data = {"pair": "XBTUSD", "ordertype": "limit", **order}
+    return _in_thread(lambda: _private(sim, key, "AddOrder", data)["txid"][0])
+
+
+def test_status_ping_and_heartbeat(ws_sim: SimProcess) -> None:
+    """The first frame is a status update; ping gets pong with the req_id; once subscribed, a
+    heartbeat arrives about once a second."""
+    token = _token(ws_sim)
+
+    async def body(feed: Feed) -> None:
+        status = await feed.next(skip=())
+        assert status["channel"] == "status"
+        assert status["data"][0]["system"] == "online"
+        await feed.send({"method": "ping", "req_id": 101})
+        pong = await feed.next()
+        assert pong["method"] == "pong"
+        assert pong["req_id"] == 101
+        assert pong["time_in"].endswith("Z")
+        assert pong["time_out"].endswith("Z")
+        ack = await feed.subscribe(token, snap_orders=False)
+        assert ack["success"] is True
+        heartbeat = await feed.next(skip=("status",))
+        assert heartbeat == {"channel": "heartbeat"}
+        params = {"channel": "executions", "token": token}
+        await feed.send({"method": "unsubscribe", "params": params, "req_id": 3})
+        unsub = await feed.next()
+        assert unsub["method"] == "unsubscribe"
+        assert unsub["success"] is True
+        assert unsub["result"] == {"channel": "executions"}
+
+    _run(ws_sim, body)
+
+
+def test_bad_token_gets_kraken_error(ws_sim: SimProcess) -> None:
+    async def body(feed: Feed) -> None:
+        reply = await feed.subscribe("not-a-token")
+        assert reply["method"] == "subscribe"
+        assert reply["req_id"] == 7
+        assert reply["success"] is False
+        assert reply["error"] == "ESession:Invalid session"
+        assert "result" not in reply
+
+    _run(ws_sim, body)
+
+
+def test_order_lifecycle_from_any_key(ws_sim: SimProcess) -> None:
+    """Ack and snapshot; a resting GTC and a marketable IOC placed over REST (one per key of the
+    account); the price move that fills the GTC; a cancel; sequences keep increasing."""
+    token = _token(ws_sim)
+
+    async def body(feed: Feed) -> None:
+        ack = await feed.subscribe(token, snap_orders=True, snap_trades=False)
+        assert ack["method"] == "subscribe"
+        assert ack["success"] is True
+        assert ack["req_id"] == 7
+        assert ack["result"]["channel"] == "executions"
+        assert ack["result"]["snapshot"] is True
+        assert ack["result"]["maxratecount"] == 180  # the pro tier's threshold
+        snapshot = await feed.next()
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["sequence"] == 1
+        assert snapshot["data"] == []  # nothing open yet
+
+        # A resting GTC buy below the market: pending_new, then new.
+        gtc = await _add(ws_sim, TRADER, type="buy", volume="0.01", price="59000",
+                         cl_ord_id="ws-gtc-1")  # fmt: skip
+        pending, new = await feed.updates(2)
+        for item, kind in ((pending, "pending_new"), (new, "new")):
+            assert item["exec_type"] == kind
+            assert item["order_status"] == kind
+            assert item["order_id"] == gtc
+            assert item["symbol"] == "BTC/USD"
+            assert item["side"] == "buy"
+            assert item["order_type"] == "limit"
+            assert item["order_qty"] == Decimal("0.01")
+            assert item["limit_price"] == Decimal("59000")
+            assert item["time_in_force"] == "GTC"
+            assert item["cl_ord_id"] == "ws-gtc-1"
+            assert item["order_userref"] == 0
+            assert item["timestamp"].endswith("Z")
+
+        # A marketable IOC sell, through the account's other key: fills at once at 60000.
+        ioc = await _add(ws_sim, OTHER_KEY, type="sell", volume="0.02", price="59500",
+                         timeinforce="IOC", userref="42")  # fmt: skip
+        items = await feed.updates(4)
+        assert [i["exec_type"] for i in items] == ["pending_new", "new", "trade", "filled"]
+        assert all(i["order_id"] == ioc for i in items)
+        assert items[0]["time_in_force"] == "IOC"
+        assert items[0]["order_userref"] == 42
+        trade = items[2]
+        assert trade["last_qty"] == Decimal("0.02")
+        assert trade["last_price"] == Decimal("60000")
+        assert trade["cost"] == Decimal("1200")
+        assert trade["liquidity_ind"] == "t"
+        assert trade["order_status"] == "filled"
+        assert trade["side"] == "sell"
+        assert trade["fees"][0]["asset"] == "USD"
+        assert trade["fees"][0]["qty"] > 0
+        assert trade["exec_id"]
+        assert items[3]["order_status"] == "filled"
+        assert items[3]["cum_qty"] == Decimal("0.02")
+
+        # The market falls to the GTC's limit: it fills there as maker.
+        await _in_thread(lambda: ws_sim.control("price", {"pair": "XBTUSD", "price": "59000"}))
+        trade, filled = await feed.updates(2)
+        assert trade["exec_type"] == "trade"
+        assert trade["order_id"] == gtc
+        assert trade["last_price"] == Decimal("59000")
+        assert trade["liquidity_ind"] == "m"
+        assert trade["last_qty"] == Decimal("0.01")
+        assert trade["cost"] == Decimal("590")
+        assert filled["exec_type"] == "filled"
+        assert filled["order_id"] == gtc
+
+        # Another resting order, cancelled over REST.
+        resting = await _add(ws_sim, TRADER, type="buy", volume="0.01", price="50000")
+        await feed.updates(2)
+        await _in_thread(lambda: _private(ws_sim, OTHER_KEY, "CancelOrder", {"txid": resting}))
+        (canceled,) = await feed.updates(1)
+        assert canceled["exec_type"] == "canceled"
+        assert canceled["order_status"] == "canceled"
+        assert canceled["order_id"] == resting
+        assert canceled["reason"] == "User requested"
+
+        # The snapshot of a new subscription on a second socket shows open orders.
+        await _add(ws_sim, TRADER, type="sell", volume="0.01", price="70000")
+        await feed.updates(2)
+        await _in_thread(lambda: _private(ws_sim, TRADER, "CancelAll", {}))
+        (all_canceled,) = await feed.updates(1)
+        assert all_canceled["exec_type"] == "canceled"
+        await feed.send({"method": "ping"})
+        assert (await feed.next())["method"] == "pong"
+
+    _run(ws_sim, body)
+
+
+def test_sequence_increases_and_snapshot_lists_open_orders(ws_sim: SimProcess) -> None:
+    token = _token(ws_sim)
+
+    async def body(feed: Feed) -> None:
+        await _add(ws_sim, TRADER, type="buy", volume="0.001", price="90000")  # fills at once
+        open_id = await _add(ws_sim, TRADER, type="buy", volume="0.01", price="40000")
+        ack = await feed.subscribe(token, snap_orders=True, snap_trades=True)
+        assert ack["success"] is True
+        snapshot = await feed.next()
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["sequence"] == 1
+        orders = [item for item in snapshot["data"] if "exec_id" not in item]
+        trades = [item for item in snapshot["data"] if "exec_id" in item]
+        assert [o["order_id"] for o in orders] == [open_id]
+        assert orders[0]["order_status"] == "new"
+        assert orders[0]["limit_price"] == Decimal("40000")
+        assert trades
+        assert all(t["exec_type"] == "trade" for t in trades)
+        assert trades[-1]["last_qty"] == Decimal("0.001")
+        await _in_thread(lambda: _private(ws_sim, TRADER, "CancelOrder", {"txid": open_id}))
+        frame = await feed.next()
+        assert frame["type"] == "update"
+        assert frame["sequence"] == 2
+        assert frame["data"][0]["exec_type"] == "canceled"
+
+    _run(ws_sim, body)
+
+
+def test_expiry_is_pushed_without_a_request(ws_sim: SimProcess) -> None:
+    """A GTD order whose time passes is reported `expired` by the feed itself (the simulator
+    applies expiries on the socket's quiet seconds, not only on the next REST request)."""
+    token = _token(ws_sim)
+
+    async def body(feed: Feed) -> None:
+        ack = await feed.subscribe(token, snap_orders=False)
+        assert ack["success"] is True
+        gtd = await _add(ws_sim, TRADER, type="buy", volume="0.01", price="30000",
+                         timeinforce="GTD", expiretm="+60")  # fmt: skip
+        pending, new = await feed.updates(2)
+        assert pending["time_in_force"] == "GTD"
+        assert new["order_id"] == gtd
+        await _in_thread(lambda: ws_sim.control("clock", {"advance_s": 61}))
+        (expired,) = await feed.updates(1)
+        assert expired["exec_type"] == "expired"
+        assert expired["order_status"] == "expired"
+        assert expired["order_id"] == gtd
+
+    _run(ws_sim, body)
