@@ -133,11 +133,21 @@ class LedgerStore:
                 self._readers.append(db)
         yield db
 
-    def _not_nested(self) -> int:
+    @contextmanager
+    def _holding_write_lock(self) -> Iterator[sqlite3.Connection]:
+        """The write connection, for this thread alone, with no transaction left open on it.
+        A thread that already holds it (a write inside a write) is refused: the lock is not
+        re-entrant, and waiting for it would wait for ourselves."""
         me = threading.get_ident()
         if self._writing_thread == me:
             raise LedgerError("ledger writes must not nest")
-        return me
+        with self._write_lock:
+            self._writing_thread = me
+            try:
+                self._end_stray_transaction()
+                yield self._db
+            finally:
+                self._writing_thread = None
 
     def _write_statement(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         """One statement as a transaction of its own (autocommit); its rows (RETURNING).
@@ -146,14 +156,8 @@ class LedgerStore:
         is held across one GIL hand-back, not four (BEGIN, UPDATE, read back, COMMIT). With a
         hundred lanes wanting the GIL, each hand-back can cost milliseconds, which every lane
         queued on the lock waits for too."""
-        me = self._not_nested()
-        with self._write_lock:
-            self._writing_thread = me
-            try:
-                self._end_stray_transaction()
-                return self._db.execute(sql, params).fetchall()
-            finally:
-                self._writing_thread = None
+        with self._holding_write_lock() as db:
+            return db.execute(sql, params).fetchall()
 
     def _write(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run `operation` in a write transaction of its own; return its result once committed.
@@ -166,26 +170,19 @@ class LedgerStore:
         the lock does not compete for the GIL. An operation that fails is rolled back alone
         and its error raised to its caller.
         """
-        me = self._not_nested()
-        with self._write_lock:
-            self._writing_thread = me
-            db = self._db
+        with self._holding_write_lock() as db:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                self._end_stray_transaction()
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = operation(db)
-                    db.execute("COMMIT")
-                except BaseException:
-                    # Also after a failed COMMIT (disk full, I/O error), which can leave the
-                    # transaction open: every later write would otherwise vanish into it.
-                    with contextlib.suppress(sqlite3.Error):
-                        if db.in_transaction:
-                            db.execute("ROLLBACK")
-                    raise
-                return result
-            finally:
-                self._writing_thread = None
+                result = operation(db)
+                db.execute("COMMIT")
+            except BaseException:
+                # Also after a failed COMMIT (disk full, I/O error), which can leave the
+                # transaction open: every later write would otherwise vanish into it.
+                with contextlib.suppress(sqlite3.Error):
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                raise
+            return result
 
     def _end_stray_transaction(self) -> None:
         """Roll back a transaction left open on the write connection (the caller holds the
