@@ -114,11 +114,7 @@ class CopyPlacer:
         if master.order_type is None or limit_price_of(master) is not None:
             return False
         info = account.broker.cached_pair(master.pair)
-        if info is None:
-            return True
-        with self._lock:
-            cached = self._tickers.get((info.pair_id, master.side))
-        return cached is None or time.monotonic() - cached[0] >= TICKER_TTL_S
+        return info is None or self._fresh_ticker(info.pair_id, master.side) is None
 
     def warm_ticker(self, account: UserAccount, master: MasterOrderRecord) -> None:
         """Read the ticker a market order's copies are sized by, once for all users (a failure
@@ -267,13 +263,12 @@ class CopyPlacer:
     def _ticker_price(
         self, account: UserAccount, info: PairInfo, side: Side, *, offline: bool = False
     ) -> Decimal | None:
-        now = time.monotonic()
-        with self._lock:
-            cached = self._tickers.get((info.pair_id, side))
-        if cached is not None and now - cached[0] < TICKER_TTL_S:
-            return cached[1]
+        cached = self._fresh_ticker(info.pair_id, side)
+        if cached is not None:
+            return cached
         if offline:
             raise _NotCached("ticker")
+        now = time.monotonic()
         ticker = account.broker.ticker(info.pair_id)
         price = ticker.ask if side is Side.BUY else ticker.bid
         price = price if price > 0 else ticker.last
@@ -282,6 +277,14 @@ class CopyPlacer:
         with self._lock:
             self._tickers[(info.pair_id, side)] = (now, price)
         return price
+
+    def _fresh_ticker(self, pair_id: str, side: Side) -> Decimal | None:
+        """The cached price for this pair and side if younger than TICKER_TTL_S."""
+        with self._lock:
+            cached = self._tickers.get((pair_id, side))
+        if cached is not None and time.monotonic() - cached[0] < TICKER_TTL_S:
+            return cached[1]
+        return None
 
     def request_from_row(self, master: MasterOrderRecord, copy: CopyRecord) -> OrderRequest:
         """The same AddOrder again, from what was written before the first attempt."""
