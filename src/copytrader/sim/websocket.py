@@ -86,14 +86,22 @@ def _ids(order: SimOrder) -> dict[str, Any]:
     return item
 
 
-def order_item(order: SimOrder, exec_type: str, when: float) -> dict[str, Any]:
-    """A pending_new / new item (also the snapshot's open orders): the whole order."""
+def _status_head(order: SimOrder, exec_type: str) -> dict[str, Any]:
+    """The first fields of an item whose exec_type is also the order's status."""
     item = _ids(order)
     item.update(
         exec_type=exec_type,
         order_status=exec_type,
         symbol=v2_symbol(order),
         side=order.side.value,
+    )
+    return item
+
+
+def order_item(order: SimOrder, exec_type: str, when: float) -> dict[str, Any]:
+    """A pending_new / new item (also the snapshot's open orders): the whole order."""
+    item = _status_head(order, exec_type)
+    item.update(
         order_type=order.ordertype.value,
         time_in_force=order.timeinforce.value,
         cum_qty=_num(order.vol_exec),
@@ -143,12 +151,8 @@ def trade_item(order: SimOrder, trade: Trade, when: float) -> dict[str, Any]:
 
 def closed_item(order: SimOrder, exec_type: str, when: float) -> dict[str, Any]:
     """filled / canceled / expired: the order's totals and, for a cancel, the reason."""
-    item = _ids(order)
+    item = _status_head(order, exec_type)
     item.update(
-        exec_type=exec_type,
-        order_status=exec_type,
-        symbol=v2_symbol(order),
-        side=order.side.value,
         cum_qty=_num(order.vol_exec),
         cum_cost=_num(order.cost),
         avg_price=_num(order.avg_price or Decimal(0)),
