@@ -46,7 +46,7 @@ RUN pip install --no-deps . \
 
 # Local runs only: Railway ignores HEALTHCHECK. Healthy = a heartbeat written in the last 3 min.
 HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 \
-    CMD ["python", "-m", "copytrader.healthcheck"]
+    CMD ["python", "-m", "copytrader.service.health"]
 
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["/app/start.sh"]

@@ -22,7 +22,7 @@ if [ "${COPYTRADER_IMAGE:-}" = "1" ]; then
     run_uid="${COPYTRADER_RUN_UID:-}"
     if [ "$(id -u)" = "0" ] && [ -n "$run_uid" ]; then
         run_gid="${COPYTRADER_RUN_GID:-$run_uid}"
-        # The same rule as copytrader.config; repeated here because it must run before Python.
+        # The same rule as copytrader.config.settings; repeated here because it must run before Python.
         data_dir="${COPYTRADER_DATA_DIR:-${RAILWAY_VOLUME_MOUNT_PATH:-data}}"
         mkdir -p "$data_dir"
         # Railway volumes and bind mounts arrive owned by root. Give the data folder to the

@@ -33,7 +33,7 @@ from tests.broker.test_concurrency import start_worker
 from tests.simproc import SimProcess, running_sim
 
 from copytrader.kraken.broker import KrakenBroker
-from copytrader.nonce import NonceStore, wall_clock_ms
+from copytrader.nonce.store import NonceStore, wall_clock_ms
 
 
 def percentile(values: list[float], fraction: float) -> float:

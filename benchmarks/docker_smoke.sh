@@ -98,7 +98,7 @@ if echo "$pythons" | grep -qv '^10001$'; then
     fail "a python process runs with a uid other than 10001: $pythons"
 fi
 echo "all $(echo "$pythons" | wc -l) python processes run as uid 10001"
-docker exec "$name" python -m copytrader.healthcheck || echo "  (health check not green yet)"
+docker exec "$name" python -m copytrader.service.health || echo "  (health check not green yet)"
 
 step "docker stop (SIGTERM, 10 s before SIGKILL)"
 started=$(date +%s.%N)

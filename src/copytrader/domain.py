@@ -23,7 +23,7 @@ class OrderStatus(StrEnum):
     PENDING = "pending"
     OPEN = "open"
     CLOSED = "closed"
-    CANCELED = "canceled"
+    CANCELLED = "canceled"  # Kraken's spelling on the wire
     EXPIRED = "expired"
 
 
@@ -31,3 +31,19 @@ class TimeInForce(StrEnum):
     GTC = "GTC"
     IOC = "IOC"
     GTD = "GTD"
+
+
+class SizingMode(StrEnum):
+    """How a copy's size is derived from the master order."""
+
+    EQUITY_RATIO = "equity_ratio"  # master volume x user equity / master equity (x multiplier)
+    MULTIPLIER = "multiplier"  # master volume x the user's multiplier
+    FIXED_NOTIONAL = "fixed_notional"  # the user's fixed_notional in quote currency, every time
+
+
+class RateTier(StrEnum):
+    """Kraken verification tiers; they set the REST counter's maximum and decay."""
+
+    STARTER = "starter"
+    INTERMEDIATE = "intermediate"
+    PRO = "pro"

@@ -17,9 +17,9 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from copytrader.config.credentials import ApiCredentials
 from copytrader.errors import KrakenError
 from copytrader.kraken.broker import KrakenBroker
-from copytrader.kraken.credentials import ApiCredentials
 
 
 def main(argv: list[str]) -> int:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from copytrader.config.credentials import ApiCredentials
+from copytrader.domain import RateTier
 from copytrader.kraken.broker import KrakenBroker
-from copytrader.kraken.credentials import ApiCredentials
-from copytrader.kraken.ratelimit import RateTier
 from tests import secretscan
 from tests.simproc import SimProcess, new_secret, running_sim
 

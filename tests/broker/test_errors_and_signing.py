@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 
+from copytrader.config.credentials import ApiCredentials, SecretStr
 from copytrader.errors import (
     AccountUnusableError,
     KrakenError,
@@ -15,7 +16,6 @@ from copytrader.errors import (
     RateLimitedError,
     RetryLaterError,
 )
-from copytrader.kraken.credentials import ApiCredentials, SecretStr
 from copytrader.kraken.errors import (
     class_for,
     error_from_strings,

@@ -16,7 +16,7 @@ from copytrader.errors import KrakenError
 from copytrader.kraken.models import OrderRequest
 from copytrader.kraken.signing import USER_AGENT
 from copytrader.kraken.transport import HttpReply, HttpTransport
-from copytrader.nonce import wall_clock_ms
+from copytrader.nonce.store import wall_clock_ms
 from tests import secretscan
 from tests.broker.conftest import SimAccount, accounts_toml, make_broker
 from tests.simproc import SimProcess, running_sim

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from copytrader.errors import AccountUnusableError, KrakenError
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.kraken.retry import NONCE_JUMPS_MS
-from copytrader.nonce import wall_clock_ms
+from copytrader.nonce.store import wall_clock_ms
 from tests.broker.conftest import SimAccount, make_broker, sim_counters
 from tests.simproc import SimProcess
 

@@ -188,7 +188,7 @@ def test_cancel_with_lost_reply_cancels_once(
     arm(sim, "CancelOrder", kind)
     assert broker.cancel_order(txid=placed.txids[0]) == 1
     assert orders_with(sim, f"cancel-{kind}") == []
-    assert broker.query_orders(placed.txids)[placed.txids[0]].status is OrderStatus.CANCELED
+    assert broker.query_orders(placed.txids)[placed.txids[0]].status is OrderStatus.CANCELLED
 
 
 def test_cancel_by_client_order_id_with_dropped_reply(

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from copytrader.domain import OrderType, Side
+from copytrader.domain import OrderType, RateTier, Side
 from copytrader.kraken.models import AddOrderResult, OrderRequest
 from copytrader.kraken.ratelimit import (
     HEADROOM,
     REST_LIMITS,
     PairBackoff,
-    RateTier,
     RestCounter,
     rate_state_for,
     rest_cost,

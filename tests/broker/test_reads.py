@@ -91,7 +91,7 @@ def test_ticker_is_decimal(
 
 
 def test_orders_open_closed_and_queried(broker: KrakenBroker, sim: SimProcess) -> None:
-    """An order shows in OpenOrders, then (canceled) in ClosedOrders and QueryOrders, typed."""
+    """An order shows in OpenOrders, then (cancelled) in ClosedOrders and QueryOrders, typed."""
     placed = broker.add_order(
         OrderRequest(
             pair="XBTUSD",
@@ -112,9 +112,9 @@ def test_orders_open_closed_and_queried(broker: KrakenBroker, sim: SimProcess) -
     assert broker.cancel_order(txid=txid) == 1
     page = broker.closed_orders()
     assert page.count == 1
-    assert page.orders[txid].status is OrderStatus.CANCELED
+    assert page.orders[txid].status is OrderStatus.CANCELLED
     assert page.orders[txid].closetm is not None
-    assert broker.query_orders([txid])[txid].status is OrderStatus.CANCELED
+    assert broker.query_orders([txid])[txid].status is OrderStatus.CANCELLED
     assert broker.find_order_by_cl_ord_id("read-1") == page.orders[txid]
     assert broker.find_order_by_cl_ord_id("never-sent") is None
 

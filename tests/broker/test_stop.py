@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.domain import OrderStatus
+from copytrader.domain import OrderStatus, RateTier
 from copytrader.errors import OutcomeUnknownError, RetryLaterError
 from copytrader.kraken.broker import KrakenBroker
-from copytrader.kraken.ratelimit import RateTier
 from tests.broker.conftest import SimAccount, make_broker, sim_counters
 from tests.broker.test_outcomes import arm, limit_buy, orders_with
 from tests.simproc import SimProcess
@@ -146,7 +145,7 @@ def test_cancel_with_lost_reply_is_not_reported_as_unknown_order_when_stopped(
     assert took < STOPPED_WITHIN_S, f"CancelOrder ended {took:.2f} s after the stop"
     assert sim_counters(sim)["by_method"]["CancelOrder"] == 1
     order = waiting_broker.query_orders(placed.txids)[placed.txids[0]]
-    assert order.status is OrderStatus.CANCELED
+    assert order.status is OrderStatus.CANCELLED
 
 
 def test_settle_raises_instead_of_returning_early(

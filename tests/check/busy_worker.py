@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from copytrader.config import load_settings
+from copytrader.config.settings import load_settings
 from copytrader.errors import KrakenError
 from copytrader.kraken.broker import KrakenBroker
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import structlog
 
-from copytrader.account_probe import AccountState, ProbeDepth, Reason, make_broker
-from copytrader.config import load_settings
-from copytrader.config_types import AccountSpec, Settings
+from copytrader.config.settings import load_settings
+from copytrader.config.types import AccountSpec, Settings
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.logs import configure_logging
-from copytrader.startup import StartupReport, connect_accounts
+from copytrader.service.probe import AccountState, ProbeDepth, Reason, make_broker
+from copytrader.service.startup import StartupReport, connect_accounts
 from tests.check.conftest import Accounts, rested
 from tests.simproc import SimProcess, new_secret
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.config import child_process_environment, load_local_settings, load_settings
-from copytrader.config_types import SizingMode
+from copytrader.config.settings import child_process_environment, load_local_settings, load_settings
+from copytrader.domain import SizingMode
 from copytrader.errors import ConfigError
 from copytrader.logs import configure_logging, get_logger
 from tests import secretscan

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.config import Settings, load_settings
+from copytrader.config.settings import Settings, load_settings
 from copytrader.errors import ConfigError
-from copytrader.nonce import nonce_file_name
+from copytrader.nonce.store import nonce_file_name
 from tests.config.conftest import write_config
 
 # Pairs of ids that the nonce file naming maps to one file.

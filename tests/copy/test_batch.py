@@ -9,6 +9,7 @@ import time
 from decimal import ROUND_DOWN, Decimal, localcontext
 from pathlib import Path
 
+from copytrader.config.credentials import ApiCredentials
 from copytrader.copying.accounts import CopierSettings, UserAccount, UserSizing
 from copytrader.copying.exchange_index import EarlierRunOrders
 from copytrader.copying.gates import CopyGates
@@ -17,7 +18,6 @@ from copytrader.copying.outcomes import CopyOutcomes
 from copytrader.copying.placing import CLOCK_SKEW_S, CopyPlacer
 from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
 from copytrader.kraken.broker import KrakenBroker
-from copytrader.kraken.credentials import ApiCredentials
 from copytrader.kraken.models import OrderRequest
 from copytrader.ledger import CopyRecord, CopyState, Decision, Ledger, MasterOrderRecord
 from tests.copy.harness import CopyWorld, DaemonProcess, SimUser, copy_world, new_key, wait_until
@@ -177,7 +177,7 @@ def test_a_batched_copy_is_skipped_if_the_master_was_cancelled_before_its_lane_s
     """A master order cancelled after the batch (a late lane re-checks): nothing is sent, the
     copy ends skipped with the reason."""
     placer, ledger, account, record, copy, request = _placer_with_one_batched_copy(tmp_path)
-    ledger.record_master_update(record.txid, OrderStatus.CANCELED, Decimal(0))
+    ledger.record_master_update(record.txid, OrderStatus.CANCELLED, Decimal(0))
     placer.send_presized(account, record, copy, request, (), recheck=True)
     after = ledger.copy(record.txid, "ann")
     assert after.state is CopyState.SKIPPED

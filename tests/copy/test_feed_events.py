@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
+from copytrader.domain import OrderStatus, OrderType, RateTier, Side, TimeInForce
 from copytrader.feed import (
     MasterFillProgress,
     MasterOrderCancelled,
@@ -16,7 +16,6 @@ from copytrader.feed import (
     derive_events,
     poll_interval_seconds,
 )
-from copytrader.kraken.ratelimit import RateTier
 from copytrader.ledger import Decision, MasterState
 
 NOW = 10_000.0
@@ -85,12 +84,12 @@ def test_resting_order_is_copied_whatever_its_age_but_not_before_baseline() -> N
 def test_orders_cancelled_before_seen_and_unsupported_types_are_skipped() -> None:
     """Cancelled-before-seen, unmodelled order types and viqc orders are recorded as skipped."""
     events = derive([
-        snap("C", status=OrderStatus.CANCELED, closetm=NOW - 1),
+        snap("C", status=OrderStatus.CANCELLED, closetm=NOW - 1),
         snap("I", order_type=None),
         snap("V", oflags=frozenset({"viqc"})),
     ])  # fmt: skip
     reasons = {e.order.txid: (e.decision, e.skip_reason) for e in events}
-    assert reasons["C"] == (Decision.SKIP, "master order was already canceled when first seen")
+    assert reasons["C"] == (Decision.SKIP, "master order was already cancelled when first seen")
     assert reasons["I"] == (Decision.SKIP, "order type 'iceberg' is not copied")
     assert reasons["V"][0] is Decision.SKIP
 
@@ -99,7 +98,7 @@ def test_fill_progress_cancel_and_expiry_of_known_orders() -> None:
     """Known orders yield fill progress, cancel and expiry events; unchanged ones nothing."""
     orders = [
         snap("F", vol_exec="0.4"),
-        snap("X", status=OrderStatus.CANCELED, vol_exec="0.2", closetm=NOW - 2),
+        snap("X", status=OrderStatus.CANCELLED, vol_exec="0.2", closetm=NOW - 2),
         snap("E", status=OrderStatus.EXPIRED, closetm=NOW - 1),
         snap("U"),
         snap("D", status=OrderStatus.CLOSED, vol_exec="1", closetm=NOW - 3),

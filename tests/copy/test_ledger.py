@@ -118,13 +118,13 @@ def test_master_cancel_skips_unsent_and_flags_sent_copies(ledger: Ledger) -> Non
     ledger.record_master_order(master("O5"), USERS)
     ledger.mark_submitting("O5", USERS[0], volume=Decimal("1"), price=None, price2=None)
     ledger.mark_placed("O5", USERS[0], txid="T1", acked_at=1.0, latency_ms=1.0)
-    flagged = ledger.record_master_update("O5", OrderStatus.CANCELED, Decimal("0"))
+    flagged = ledger.record_master_update("O5", OrderStatus.CANCELLED, Decimal("0"))
     assert [c.user_id for c in flagged] == [USERS[0]]
     assert ledger.copy("O5", USERS[1]).state is CopyState.SKIPPED
     assert [c.cancel_requested for c in ledger.pending_copies(USERS[0])] == [True]
-    ledger.mark_cancelled("O5", USERS[0], reason="master order canceled")
+    ledger.mark_cancelled("O5", USERS[0], reason="master order cancelled")
     assert ledger.pending_copies(USERS[0]) == []
-    assert ledger.master_states(["O5", "nope"])["O5"].status is OrderStatus.CANCELED
+    assert ledger.master_states(["O5", "nope"])["O5"].status is OrderStatus.CANCELLED
 
 
 def test_fill_progress_does_not_touch_copies(ledger: Ledger) -> None:

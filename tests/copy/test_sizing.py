@@ -8,17 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copytrader.domain import Side
-from copytrader.sizing import (
+from copytrader.copying.sizing import (
     PairRules,
     Sized,
-    SizingMode,
     SizingRequest,
     Skipped,
     round_price_to_tick,
     round_volume_down,
     size_copy,
 )
+from copytrader.domain import Side, SizingMode
 
 XBTUSD = PairRules(
     altname="XBTUSD", base="XXBT", lot_decimals=8, tick_size=Decimal("0.1"),

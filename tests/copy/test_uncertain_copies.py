@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from copytrader.config_types import SizingMode
 from copytrader.copying.accounts import CopierSettings, UserAccount, UserSizing
 from copytrader.copying.kill_switch import KillSwitch
 from copytrader.copying.lanes import Copier
-from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
+from copytrader.domain import OrderStatus, OrderType, Side, SizingMode, TimeInForce
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.kraken.models import ClosedOrdersPage, Order, OrderRequest
 from copytrader.ledger import CopyRecord, CopyState, Decision, Ledger, MasterOrderRecord
@@ -140,7 +139,7 @@ def test_duplicate_reply_marks_the_copy_placed_and_its_cancel_goes_by_cl_ord_id(
         copy = wait_until(lambda: finished(ledger), 30, "the copy to finish")
         assert (copy.state, copy.txid) == (CopyState.PLACED, None)
         assert len(user_orders(sim, cl_ord_id)) == 1
-        ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELED, Decimal("0"))
+        ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELLED, Decimal("0"))
         copier.kick()
         wait_until(
             lambda: ledger.copy(MASTER_TXID, USER).state is CopyState.CANCELLED,
@@ -164,7 +163,7 @@ def test_copy_missed_by_its_lookup_is_cancelled_not_left_live_after_the_master_c
     place_landed_order(broker, sub.cl_ord_id)
     broker.hidden.add(sub.cl_ord_id)
     ledger.schedule_retry(MASTER_TXID, USER, next_attempt_at=now, error="reply lost")
-    ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELED, Decimal("0"))
+    ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELLED, Decimal("0"))
     with running_copier(ledger, broker, tmp_path) as copier:
         copier.kick()
         ended = (CopyState.CANCELLED, CopyState.SKIPPED, CopyState.FAILED)
@@ -190,7 +189,7 @@ def test_order_of_an_earlier_run_found_after_the_master_cancel_is_recorded_and_c
 
     def master_cancelled_meanwhile() -> None:
         broker.before_read = None
-        ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELED, Decimal("0"))
+        ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELLED, Decimal("0"))
 
     broker.before_read = master_cancelled_meanwhile
     with running_copier(ledger, broker, tmp_path) as copier:

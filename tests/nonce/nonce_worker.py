@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from copytrader.errors import RetryLaterError
-from copytrader.nonce import DEFAULT_LOCK_TIMEOUT_S, NonceStore
+from copytrader.nonce.store import DEFAULT_LOCK_TIMEOUT_S, NonceStore
 
 LOCK_TIMEOUT_EXIT = 3
 

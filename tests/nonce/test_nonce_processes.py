@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from copytrader.nonce import NonceStore
+from copytrader.nonce.store import NonceStore
 
 from .nonce_worker import LOCK_TIMEOUT_EXIT
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from copytrader.errors import ConfigError, RetryLaterError
-from copytrader.nonce import (
+from copytrader.nonce.store import (
     CEILING_MARGIN_MS,
     LEGACY_FILE_NAME,
     NonceStore,

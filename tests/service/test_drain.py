@@ -1,8 +1,8 @@
 """SIGTERM in the middle of copying: a clean exit within 10 s, and a restart that finishes the job.
 
-Depends on the daemon (`copytrader run`) being wired to copytrader.lifecycle: `daemon.running`
-once it watches the master, `daemon.stop_requested` on SIGTERM, then `daemon.draining` and
-`daemon.stopped`, exit code 0.
+Depends on the daemon (`copytrader run`) being wired to `copytrader.service.lifecycle`:
+`daemon.running` once it watches the master, `daemon.stop_requested` on SIGTERM, then
+`daemon.draining` and `daemon.stopped`, exit code 0.
 """
 
 from __future__ import annotations

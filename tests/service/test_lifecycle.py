@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from copytrader.errors import DataDirLockedError
-from copytrader.lifecycle import (
+from copytrader.logs import configure_logging
+from copytrader.service.lifecycle import (
     HEARTBEAT_FILE_NAME,
     Heartbeat,
     acquire_data_dir_lock,
@@ -25,13 +26,12 @@ from copytrader.lifecycle import (
     is_healthy,
     read_lock_holder,
 )
-from copytrader.logs import configure_logging
 
 HOLD_LOCK = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from copytrader.lifecycle import acquire_data_dir_lock
+    from copytrader.service.lifecycle import acquire_data_dir_lock
     from copytrader.logs import configure_logging
     configure_logging(fmt="json", stream=sys.stderr)
     with acquire_data_dir_lock(Path(sys.argv[1])):
@@ -43,7 +43,7 @@ HOLD_LOCK = textwrap.dedent(
 WAIT_FOR_STOP = textwrap.dedent(
     """
     import sys
-    from copytrader.lifecycle import install_stop_signals
+    from copytrader.service.lifecycle import install_stop_signals
     from copytrader.logs import configure_logging
     configure_logging(fmt="json")
     stop = install_stop_signals()

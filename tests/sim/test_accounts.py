@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.sim.accounts import (
+from kraken_sim.accounts import (
     PERMISSIONS,
     AccountsFileError,
     load_accounts_file,

@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 import requests
 
-from copytrader.sim import errors
+from kraken_sim import errors
 from tests.sim.conftest import NONCE_WINDOW, SimAccounts, client
 from tests.sim.kraken_http import TIMEOUT_S, RawClient, sign
 from tests.sim.test_units import (

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from copytrader.sim import errors
+from kraken_sim import errors
 from tests.sim.conftest import SimAccounts, client
 from tests.sim.kraken_http import TIMEOUT_S, RawClient
 from tests.simproc import SimProcess

@@ -11,7 +11,7 @@ import krakenex
 import pytest
 import requests
 
-from copytrader.sim import errors
+from kraken_sim import errors
 from tests.sim.conftest import SimAccounts, client
 from tests.sim.kraken_http import public
 from tests.simproc import SimProcess

@@ -7,7 +7,7 @@ import socket
 import pytest
 import requests
 
-from copytrader.sim import errors
+from kraken_sim import errors
 from tests.sim.conftest import SimAccounts, client
 from tests.sim.kraken_http import TIMEOUT_S, public
 from tests.simproc import SimProcess

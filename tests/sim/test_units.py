@@ -6,13 +6,13 @@ import base64
 
 import pytest
 
-from copytrader.sim.accounts import LockoutPolicy
-from copytrader.sim.auth import kraken_signature, signature_matches
-from copytrader.sim.faults import Fault, FaultBook, FaultKind, FaultSpecError, parse_fault
-from copytrader.sim.lockout import Lockouts
-from copytrader.sim.nonces import UINT64_MAX, NonceGuard, parse_nonce
-from copytrader.sim.ratelimit import RestRateCounter, call_cost
-from copytrader.sim.wire import parse_body
+from kraken_sim.accounts import LockoutPolicy
+from kraken_sim.auth import kraken_signature, signature_matches
+from kraken_sim.faults import Fault, FaultBook, FaultKind, FaultSpecError, parse_fault
+from kraken_sim.lockout import Lockouts
+from kraken_sim.nonces import UINT64_MAX, NonceGuard, parse_nonce
+from kraken_sim.ratelimit import RestRateCounter, call_cost
+from kraken_sim.wire import parse_body
 from tests.sim.conftest import VECTOR_SECRET
 from tests.sim.kraken_http import sign
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from copytrader.sim.engine import Engine
-from copytrader.sim.errors import SimError
+from kraken_sim.engine import Engine
+from kraken_sim.errors import SimError
 
 START = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

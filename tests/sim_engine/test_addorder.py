@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from copytrader.sim.engine import Engine
-from copytrader.sim.errors import (
+from kraken_sim.engine import Engine
+from kraken_sim.errors import (
     COST_MINIMUM,
     DUPLICATE_CL_ORD_ID,
     INSUFFICIENT_FUNDS,

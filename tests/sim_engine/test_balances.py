@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from copytrader.sim.engine import Engine
-from copytrader.sim.errors import UNKNOWN_ASSET, UNKNOWN_METHOD
+from kraken_sim.engine import Engine
+from kraken_sim.errors import UNKNOWN_ASSET, UNKNOWN_METHOD
 from tests.sim_engine.conftest import Clock, add, error_of
 
 

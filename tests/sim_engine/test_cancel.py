@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from copytrader.sim.engine import Engine
-from copytrader.sim.errors import ORDER_RATE_LIMIT, ORDERS_LIMIT, UNKNOWN_ORDER, invalid_arguments
+from kraken_sim.engine import Engine
+from kraken_sim.errors import ORDER_RATE_LIMIT, ORDERS_LIMIT, UNKNOWN_ORDER, invalid_arguments
 from tests.sim_engine.conftest import Clock, add, error_of, order
 
 REST = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "50000",

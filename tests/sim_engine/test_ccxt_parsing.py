@@ -16,8 +16,8 @@ from typing import Any
 import ccxt
 import pytest
 
-from copytrader.sim.engine import Engine
-from copytrader.sim.errors import SimError
+from kraken_sim.engine import Engine
+from kraken_sim.errors import SimError
 from tests.sim_engine.conftest import Clock
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-import copytrader.sim
-from copytrader.sim import errors
-from copytrader.sim.engine import Engine
+import kraken_sim
+from kraken_sim import errors
+from kraken_sim.engine import Engine
 from tests.sim_engine.conftest import Clock, add, error_of
 
 # The engine's modules: everything under sim/ that the HTTP server helper does not own.
@@ -76,13 +76,13 @@ TRIGGERS: dict[str, Callable[[Clock], Any]] = {
 
 def _constants_used_by_engine_modules() -> set[str]:
     used: set[str] = set()
-    package = Path(copytrader.sim.__file__).parent
+    package = Path(kraken_sim.__file__).parent
     for path in package.glob("*.py"):
         if path.stem in SERVER_MODULES:
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "copytrader.sim.errors":
+            if isinstance(node, ast.ImportFrom) and node.module == "kraken_sim.errors":
                 used.update(alias.name for alias in node.names if alias.name.isupper())
             if isinstance(node, ast.Name) and node.id == "invalid_arguments":
                 used.add("INVALID_ARGUMENTS")

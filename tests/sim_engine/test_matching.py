@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from copytrader.sim.engine import Engine
+from kraken_sim.engine import Engine
 from tests.sim_engine.conftest import Clock, add, order
 
 

@@ -18,8 +18,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from copytrader.sim.engine import Engine
-from copytrader.sim.errors import SimError
+from kraken_sim.engine import Engine
+from kraken_sim.errors import SimError
 from tests.sim_engine.conftest import Clock
 
 ACCOUNTS = {

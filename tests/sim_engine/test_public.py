@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from copytrader.sim.engine import Engine
-from copytrader.sim.errors import UNKNOWN_ASSET, UNKNOWN_ASSET_PAIR, UNKNOWN_METHOD
-from copytrader.sim.markets import PAIRS
+from kraken_sim.engine import Engine
+from kraken_sim.errors import UNKNOWN_ASSET, UNKNOWN_ASSET_PAIR, UNKNOWN_METHOD
+from kraken_sim.markets import PAIRS
 from tests.sim_engine.conftest import START, Clock, error_of
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from copytrader.sim.engine import Engine
-from copytrader.sim.errors import invalid_arguments
+from kraken_sim.engine import Engine
+from kraken_sim.errors import invalid_arguments
 from tests.sim_engine.conftest import Clock, add, error_of
 
 BUY = {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.001"}

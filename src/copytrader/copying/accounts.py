@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from copytrader.domain import SizingMode
 from copytrader.kraken import models as kraken
-from copytrader.sizing import SizingMode
 
 # Equity and balances are re-read after this long (prices move), and after a copy of the user
 # is placed or the master's orders fill (both change what the sizing reads).

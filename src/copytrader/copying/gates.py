@@ -27,7 +27,7 @@ class CopyGates:
         kill = self._kill_switch.reason()
         if kill:
             return kill
-        if master.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+        if master.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
             return f"master order {master.status.value} before the copy was sent"
         if master.status not in (OrderStatus.OPEN, OrderStatus.PENDING):
             age = self._clock() - master.opentm

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from copytrader.copying.sizing import PairRules, round_price_to_tick
 from copytrader.domain import OrderType, TimeInForce
 from copytrader.kraken.models import OrderRequest, PairInfo
 from copytrader.ledger import MasterOrderRecord
-from copytrader.sizing import PairRules, round_price_to_tick
 
 KEPT_OFLAGS = frozenset({"post", "fcib", "fciq", "nompp"})
 

@@ -13,13 +13,13 @@ from copytrader.copying.exchange_index import EarlierRunOrders
 from copytrader.copying.gates import CopyGates
 from copytrader.copying.order_request import build_request, copy_prices, limit_price_of, pair_rules
 from copytrader.copying.outcomes import CopyOutcomes, error_text
+from copytrader.copying.sizing import SizingRequest, Skipped, size_copy
 from copytrader.copying.snapshots import AccountSnapshots
-from copytrader.domain import Side
+from copytrader.domain import Side, SizingMode
 from copytrader.errors import AccountUnusableError, OrderRejectedError
 from copytrader.kraken.models import OrderRequest, PairInfo
 from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
 from copytrader.logs import get_logger
-from copytrader.sizing import SizingMode, SizingRequest, Skipped, size_copy
 
 log = get_logger(__name__)
 

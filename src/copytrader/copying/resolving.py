@@ -89,7 +89,7 @@ class InFlightResolver:
         """Before giving up on a copy one lookup missed, make sure it did not land after all
         (an order the lists do not show yet would otherwise stay live with no record). True if it
         was dealt with here (recorded, or retried later); False if nothing is on Kraken."""
-        if master.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) or copy.cancel_requested:
+        if master.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED) or copy.cancel_requested:
             # The copy is to be cancelled anyway: CancelOrder by cl_ord_id asks the matching
             # engine itself; "Unknown order" confirms nothing carries this id.
             try:

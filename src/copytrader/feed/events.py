@@ -151,8 +151,9 @@ def new_order_decision(
     """Whether a master order seen for the first time is copied, and if not, why."""
     if order.opentm < baseline_at:
         return Decision.BASELINE, "existed before the daemon first started"
-    if order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
-        return Decision.SKIP, f"master order was already {order.status.value} when first seen"
+    if order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+        ended = "cancelled" if order.status is OrderStatus.CANCELLED else "expired"
+        return Decision.SKIP, f"master order was already {ended} when first seen"
     if order.order_type is None:
         return Decision.SKIP, f"order type {order.order_type_raw!r} is not copied"
     if "viqc" in order.oflags:
@@ -201,7 +202,7 @@ def derive_events(
             events.append(MasterFillProgress(order, before.vol_exec, now))
         if order.status is before.status:
             continue
-        if order.status is OrderStatus.CANCELED:
+        if order.status is OrderStatus.CANCELLED:
             events.append(MasterOrderCancelled(order, now))
         elif order.status is OrderStatus.EXPIRED:
             events.append(MasterOrderExpired(order, now))
@@ -215,7 +216,7 @@ _STATUS_RANK = {
     OrderStatus.PENDING: 0,
     OrderStatus.OPEN: 1,
     OrderStatus.CLOSED: 2,
-    OrderStatus.CANCELED: 2,
+    OrderStatus.CANCELLED: 2,
     OrderStatus.EXPIRED: 2,
 }
 

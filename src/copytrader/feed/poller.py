@@ -9,9 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from copytrader.domain import RateTier
 from copytrader.feed.events import FeedEvent, OrderSnapshot, derive_events
 from copytrader.kraken.models import ClosedOrdersPage, Order
-from copytrader.kraken.ratelimit import REST_LIMITS, RateTier
+from copytrader.kraken.ratelimit import REST_LIMITS
 from copytrader.ledger import Decision, Ledger
 from copytrader.logs import get_logger
 

@@ -31,6 +31,8 @@ import structlog
 import tenacity
 from tenacity import RetryCallState
 
+from copytrader.config.credentials import ApiCredentials
+from copytrader.domain import RateTier
 from copytrader.errors import (
     AccountUnusableError,
     ConfigError,
@@ -41,7 +43,6 @@ from copytrader.errors import (
     RetryLaterError,
 )
 from copytrader.kraken import orders, permissions
-from copytrader.kraken.credentials import ApiCredentials
 from copytrader.kraken.errors import (
     TEMPORARY_LOCKOUT,
     error_from_strings,
@@ -61,7 +62,7 @@ from copytrader.kraken.models import (
     TradeBalance,
 )
 from copytrader.kraken.pairs import PairCache
-from copytrader.kraken.ratelimit import KeyRateState, RateTier, rate_state_for, rest_cost
+from copytrader.kraken.ratelimit import KeyRateState, rate_state_for, rest_cost
 from copytrader.kraken.retry import (
     COOLDOWN_S,
     NONCE_JUMPS_MS,
@@ -74,7 +75,7 @@ from copytrader.kraken.retry import (
 )
 from copytrader.kraken.signing import SigningApi, no_nonce_outside_the_lock, public_api
 from copytrader.kraken.transport import TransportError
-from copytrader.nonce import NonceStore
+from copytrader.nonce.store import NonceStore
 
 log = structlog.get_logger(__name__)
 
@@ -491,7 +492,7 @@ class KrakenBroker:
         return orders.add_order(self, request)
 
     def cancel_order(self, *, txid: str | None = None, cl_ord_id: str | None = None) -> int:
-        """CancelOrder by txid or client order id; returns how many orders were canceled."""
+        """CancelOrder by txid or client order id; returns how many orders were cancelled."""
         return orders.cancel_order(self, txid=txid, cl_ord_id=cl_ord_id)
 
     def private_write(self, method: str, params: Mapping[str, str], *, pair: str = "") -> Any:

@@ -280,7 +280,7 @@ def cancel_order(broker: KrakenBroker, *, txid: str | None, cl_ord_id: str | Non
             )
         if order.is_open:
             return None
-        return 1 if order.status is OrderStatus.CANCELED else 0
+        return 1 if order.status is OrderStatus.CANCELLED else 0
 
     def send() -> int:
         raw = _private_write(broker, "CancelOrder", params)

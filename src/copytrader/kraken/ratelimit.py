@@ -22,19 +22,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 import structlog
 
+from copytrader.domain import RateTier
+
 log = structlog.get_logger(__name__)
-
-
-class RateTier(StrEnum):
-    """Kraken verification tiers; they set the REST counter's maximum and decay."""
-
-    STARTER = "starter"
-    INTERMEDIATE = "intermediate"
-    PRO = "pro"
 
 
 @dataclass(frozen=True)

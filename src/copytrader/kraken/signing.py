@@ -24,7 +24,7 @@ from typing import Any
 import krakenex
 from krakenex import version as krakenex_version
 
-from copytrader.kraken.credentials import SECRET_MASK, ApiCredentials, key_hint
+from copytrader.config.credentials import SECRET_MASK, ApiCredentials, key_hint
 from copytrader.kraken.transport import HttpTransport
 
 # What krakenex sends; kept, so Kraken (and the simulator's request log) sees the same client.

@@ -183,7 +183,7 @@ class MasterOrderBook(LedgerStore):
                 "UPDATE master_orders SET status = ?, vol_exec = ?, updated_at = ? WHERE txid = ?",
                 (status.value, str(vol_exec), now, txid),
             )
-            if status not in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+            if status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
                 return []
             skip_reason = reason or f"master order {status.value} before the copy was sent"
             db.execute(

@@ -49,7 +49,7 @@ class CopyState(StrEnum):
 TERMINAL_STATES = frozenset(
     {CopyState.PLACED, CopyState.SKIPPED, CopyState.FAILED, CopyState.CANCELLED}
 )
-FINAL_MASTER_STATUSES = frozenset({OrderStatus.CLOSED, OrderStatus.CANCELED, OrderStatus.EXPIRED})
+FINAL_MASTER_STATUSES = frozenset({OrderStatus.CLOSED, OrderStatus.CANCELLED, OrderStatus.EXPIRED})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,309 @@
+"""`copytrader run`: the copy-trading daemon.
+
+    load settings -> logging -> stop signals -> data-folder lock -> heartbeat
+    -> connect MASTER, then the users (staggered) -> open the ledger
+    -> first start only: baseline (existing master orders are never copied)
+    -> resume copies left unfinished by an earlier run (the ledger is the work queue)
+    -> loop until stopped: poll the master feed -> record the events -> kick the copy lanes
+    -> drain: lanes finish the call they are in; everything else stays in the ledger
+
+Every wait in the loop is on the stop event, so SIGTERM/SIGINT end it within one HTTP timeout.
+The daemon holds no business rule of its own: the feed decides what is new, the copier what to
+send, the ledger remembers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from copytrader.config.settings import AccountSpec, Settings, load_settings
+from copytrader.copying.accounts import CopierSettings, UserAccount, UserSizing
+from copytrader.copying.kill_switch import KillSwitch
+from copytrader.copying.lanes import Copier
+from copytrader.errors import ConfigError, DataDirLockedError
+from copytrader.feed import MasterFeed, poll_interval_seconds
+from copytrader.feed.recorder import MasterRecorder
+from copytrader.kraken.broker import KrakenBroker
+from copytrader.ledger import Ledger
+from copytrader.logs import configure_logging, get_logger
+from copytrader.service.lifecycle import (
+    Heartbeat,
+    StopSignal,
+    acquire_data_dir_lock,
+    install_stop_signals,
+)
+from copytrader.service.probe import Reason
+from copytrader.service.startup import connect_accounts
+
+log = get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_FATAL = 1  # the daemon cannot work (no usable MASTER key): a restart policy should act
+EXIT_CONFIG = 2  # fix the configuration or the environment
+EXIT_LOCKED = 3  # another daemon uses this data folder
+# The lanes get this long after a stop to finish the call they are in, so the process exits
+# within Railway's and Docker's 10 s between SIGTERM and SIGKILL.
+DRAIN_TIMEOUT_S = 7.0
+# A failing poll is retried after interval x 2^failures, at most this long.
+MAX_POLL_BACKOFF_S = 60.0
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Entry of `copytrader run`; returns the process exit code."""
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        sys.stderr.write(f"copytrader: configuration error: {error}\n")
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, settings.log_format)
+    stop = install_stop_signals()
+    duration = getattr(args, "duration", None)
+    if duration:
+        timer = threading.Timer(duration, stop.request, args=("duration elapsed",))
+        timer.daemon = True
+        timer.start()
+    try:
+        with acquire_data_dir_lock(settings.data_dir):
+            heartbeat = Heartbeat(settings.data_dir)
+            with heartbeat.running(stop.event):
+                daemon = CopyDaemon(settings, stop, heartbeat)
+                code = daemon.run()
+            if not daemon.drained:
+                # A copy lane is still inside a broker call (its retries can outlast the
+                # drain). Its copy is `submitting` in the ledger, and the next start settles it
+                # by looking it up on Kraken; waiting for the thread could take longer than the
+                # platform's grace period, so the process ends now.
+                sys.stdout.flush()
+                os._exit(code)
+            return code
+    except DataDirLockedError as error:
+        log.error("daemon.data_dir_locked", message=str(error), data_dir=str(settings.data_dir))
+        return EXIT_LOCKED
+    except ConfigError as error:
+        log.error("daemon.config_error", message=str(error))
+        return EXIT_CONFIG
+    finally:
+        stop.restore()
+
+
+@dataclass(frozen=True)
+class ConnectedAccounts:
+    master: KrakenBroker | None
+    master_problem: str | None
+    users: dict[str, UserAccount]
+    unavailable: dict[str, str]  # user id -> why it gets no copies
+
+
+def _user_sizing(spec: AccountSpec) -> UserSizing:
+    user = spec.user
+    assert user is not None
+    return UserSizing(
+        multiplier=user.multiplier,
+        max_order_fraction=user.max_order_fraction,
+        max_notional=user.max_notional,
+        fixed_notional=user.fixed_notional,
+        round_up_to_minimum=user.round_up_to_minimum,
+    )
+
+
+class CopyDaemon:
+    def __init__(self, settings: Settings, stop: StopSignal, heartbeat: Heartbeat) -> None:
+        self._settings = settings
+        self._stop = stop
+        self._heartbeat = heartbeat
+        self.drained = True  # False when copy lanes were still busy at the end of the drain
+
+    def connect(self) -> ConnectedAccounts:
+        """MASTER first, then the users, staggered (`service.startup`). A user that cannot be
+        used gets skipped copies with the reason; one that failed for a reason that may pass
+        (network, lockout) keeps its broker, and its copies retry."""
+        report = connect_accounts(self._settings, stop=self._stop.event)
+        specs = {spec.account_id: spec for spec in self._settings.users}
+        users: dict[str, UserAccount] = {}
+        unavailable: dict[str, str] = {}
+        for outcome in report.users:
+            spec = specs[outcome.account_id]
+            assert spec.user is not None
+            if outcome.reason is Reason.DISABLED:
+                continue
+            if outcome.broker is not None and (outcome.connected or outcome.retryable):
+                users[spec.user.id] = UserAccount(
+                    user_id=spec.user.id,
+                    display_name=spec.display_name,
+                    broker=outcome.broker,
+                    sizing=_user_sizing(spec),
+                )
+            else:
+                unavailable[spec.user.id] = f"account not connected: {outcome.message}"
+        master = report.master
+        usable_master = master.broker if (master.connected or master.retryable) else None
+        self._heartbeat.set_accounts(
+            connected=sum(o.connected for o in report.all),
+            total=1 + len(users) + len(unavailable),
+        )
+        return ConnectedAccounts(
+            master=usable_master,
+            master_problem=None if usable_master else master.message,
+            users=users,
+            unavailable=unavailable,
+        )
+
+    # ---- running ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        settings = self._settings
+        copy_settings = settings.copy
+        log.info(
+            "daemon.starting",
+            message=f"starting: MASTER and {len(settings.enabled_users)} enabled users",
+            data_dir=str(settings.data_dir),
+            api_url=settings.api_url,
+            dry_run=copy_settings.dry_run,
+            sizing=copy_settings.sizing.value,
+        )
+        accounts = self.connect()
+        if self._stop.event.is_set():
+            # Stopped while connecting: nothing was read or sent yet, so there is nothing to drain.
+            log.info(
+                "daemon.stopped",
+                message=f"stopped ({self._stop.reason}) while connecting; nothing was in flight",
+                drained=True,
+                reason=self._stop.reason,
+            )
+            return EXIT_OK
+        if accounts.master is None:
+            log.error(
+                "daemon.master_unavailable",
+                message=f"MASTER cannot be used, nothing to copy: {accounts.master_problem}",
+            )
+            return EXIT_FATAL
+        master = accounts.master
+        ledger = Ledger.in_data_dir(settings.data_dir)
+        try:
+            return self._run_with(master, accounts, ledger)
+        finally:
+            ledger.close()
+
+    def _run_with(self, master: KrakenBroker, accounts: ConnectedAccounts, ledger: Ledger) -> int:
+        settings = self._settings
+        copy_settings = settings.copy
+        sizing_mode = copy_settings.sizing
+        kill_switch = KillSwitch(settings.data_dir, from_environment=settings.kill_switch_env)
+        copier = Copier(
+            ledger,
+            accounts.users,
+            CopierSettings(
+                sizing_mode=sizing_mode,
+                max_signal_age_s=copy_settings.max_signal_age_seconds,
+                dry_run=copy_settings.dry_run,
+                equity_asset=copy_settings.equity_asset,
+            ),
+            kill_switch,
+            stop=self._stop.event,
+            observer=self._heartbeat,
+        )
+        feed = MasterFeed(master, ledger, max_signal_age_s=copy_settings.max_signal_age_seconds)
+        recorder = MasterRecorder(
+            ledger,
+            master,
+            list(accounts.users),
+            unavailable_users=accounts.unavailable,
+            sizing_mode=sizing_mode,
+            equity_asset=copy_settings.equity_asset,
+            observer=self._heartbeat,
+            on_master_fill=copier.refresh_user_snapshots,
+        )
+        interval = poll_interval_seconds(
+            copy_settings.master_tier, copy_settings.poll_interval_seconds
+        )
+        if not self._until_done(feed.ensure_baseline, "feed.baseline_failed", interval):
+            return self._drain(copier, ledger)
+        copier.kick()  # copies an earlier run left planned or submitting are resumed first
+        kill_switch.reason()  # says so at start when it is on
+        log.info(
+            "daemon.running",
+            message=(
+                f"copying MASTER to {len(accounts.users)} users, polling every {interval:g} s"
+                + (" (dry run: orders are only validated)" if copy_settings.dry_run else "")
+            ),
+            users=sorted(accounts.users),
+            unavailable=sorted(accounts.unavailable),
+            poll_interval_s=interval,
+            dry_run=copy_settings.dry_run,
+        )
+        failures = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                poll = feed.poll()
+                recorder.record(poll.events)
+                feed.commit(poll)
+                failures = 0
+            except Exception as error:  # noqa: BLE001 - logged; the loop keeps going
+                failures += 1
+                log.warning(
+                    "feed.poll_failed",
+                    message=f"reading the MASTER's orders failed ({error}); retrying",
+                    error=f"{type(error).__name__}: {error}",
+                    failures=failures,
+                )
+            try:
+                copier.kick()
+            except Exception as error:  # noqa: BLE001 - the ledger keeps the work; next poll
+                log.error(
+                    "copy.kick_failed",
+                    message=f"could not hand pending copies to the users' lanes ({error});"
+                    " trying again at the next poll",
+                    error=f"{type(error).__name__}: {error}",
+                )
+            wait = interval * 2 ** min(failures, 6) if failures else interval
+            self._stop.wait(max(0.0, min(wait, MAX_POLL_BACKOFF_S) - (time.monotonic() - started)))
+        return self._drain(copier, ledger)
+
+    def _until_done(self, step: Callable[[], object], failure_event: str, interval: float) -> bool:
+        """Run `step()` until it succeeds (True) or a stop is requested (False)."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                step()
+                return True
+            except Exception as error:  # noqa: BLE001 - logged; retried with backoff
+                failures += 1
+                log.warning(
+                    failure_event,
+                    message=f"{error}; retrying",
+                    error=f"{type(error).__name__}: {error}",
+                    failures=failures,
+                )
+                self._stop.wait(min(interval * 2**failures, MAX_POLL_BACKOFF_S))
+        return False
+
+    def _drain(self, copier: Copier, ledger: Ledger) -> int:
+        in_flight = copier.in_flight()
+        log.info(
+            "daemon.draining",
+            message=f"stopping ({self._stop.reason}): {in_flight} copy lanes finishing their call",
+            in_flight=in_flight,
+            reason=self._stop.reason,
+        )
+        finished = copier.shutdown(DRAIN_TIMEOUT_S)
+        self.drained = finished
+        counts = ledger.state_counts()
+        log.info(
+            "daemon.stopped",
+            message=(
+                "stopped; copies placed {placed}, skipped {skipped}, failed {failed}, "
+                "left for the next start {left}".format(
+                    left=counts["planned"] + counts["submitting"], **counts
+                )
+            ),
+            drained=finished,
+            **counts,
+        )
+        return EXIT_OK

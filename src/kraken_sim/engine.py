@@ -1,0 +1,286 @@
+"""The simulator's in-memory exchange: what the HTTP server calls for every Kraken method.
+
+`Engine.public(method, params)` and `Engine.private(account, method, params)` return Kraken's
+`result` object or raise `SimError(<Kraken error string>)`. `set_price` moves a pair's price and
+fills or triggers what it crosses. Time comes only from the injected clock; expiry and scheduled
+starts are applied lazily at the start of every call. Ids come from a seeded random generator,
+so a seed and a sequence of calls always give the same answers.
+
+Market rules are in `matching.py`, AddOrder's checks in `addorder.py`, paging in `queries.py`.
+
+Choices where Kraken's documentation is silent or the simulator simplifies:
+- one price per pair; ask = bid = last. Taker fills happen at `last`, resting limits fill at
+  their own limit price as maker; orders fill completely or not at all.
+- fees: the pair's first-tier rates (fees[0] taker, fees_maker[0] maker), charged in the quote
+  currency unless `fcib`; amounts are rounded half-up to the asset's ledger decimals, holds are
+  rounded up so that a fill never spends more than its order held.
+- QueryOrders leaves unknown txids out (an empty object when none is known), which ccxt's
+  fetch_order turns into OrderNotFound.
+- a cl_ord_id already used by an open order of the account: `EOrder:Duplicate cl_ord_id`
+  (Kraken's exact wording unconfirmed); cl_ord_id with userref: `...Invalid arguments:cl_ord_id`.
+- a post-only order that would take is accepted (gets a txid) and cancelled with reason
+  "Post only order"; an IOC order that cannot fill is cancelled, "Insufficient liquidity".
+- the matching-engine counter is charged on receipt of every AddOrder except `validate=true`;
+  a single CancelOrder over the threshold is refused, a userref cancel or CancelAll is not.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kraken_sim import params as p
+from kraken_sim import public, queries
+from kraken_sim.addorder import pair_of, parse_add_order
+from kraken_sim.errors import (
+    DUPLICATE_CL_ORD_ID,
+    INSUFFICIENT_FUNDS,
+    ORDER_RATE_LIMIT,
+    ORDERS_LIMIT,
+    TICK_SIZE,
+    UNKNOWN_ASSET_PAIR,
+    UNKNOWN_METHOD,
+    UNKNOWN_ORDER,
+    SimError,
+    invalid_arguments,
+)
+from kraken_sim.formatting import ledger_json, order_json, order_text
+from kraken_sim.ids import IdGenerator
+from kraken_sim.markets import Pair, find_pair
+from kraken_sim.matching import Exchange, OrderObserver
+from kraken_sim.orders import REASON_USER, OrderType, SimOrder, Trade, order_hold
+from kraken_sim.prices import PriceBoard
+from kraken_sim.ratecounter import ADD_ORDER_COST, cancel_cost
+from kraken_sim.wallet import Wallet
+
+_USERREF = re.compile(r"^-?\d+$")
+
+
+class Engine:
+    def __init__(self, *, seed: int | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        # The matching engine's per-pair order counters; off only through /sim/limits.
+        self.order_limits = True
+        self._ids = IdGenerator(seed)
+        self._prices = PriceBoard(clock())
+        self._exchange = Exchange(ids=self._ids, clock=clock, prices=self._prices)
+        self._public: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+            "Time": lambda _: public.time_result(self._clock()),
+            "SystemStatus": lambda _: public.system_status(self._clock()),
+            "Assets": public.assets,
+            "AssetPairs": public.asset_pairs,
+            "Ticker": lambda params: public.ticker(params, self._prices, self._clock()),
+        }
+        self._private: dict[str, Callable[[Wallet, Mapping[str, Any]], Any]] = {
+            "Balance": lambda wallet, _: queries.balance(wallet),
+            "BalanceEx": lambda wallet, _: queries.balance_ex(wallet),
+            "TradeBalance": lambda wallet, params: queries.trade_balance(
+                wallet, params, self._prices.last
+            ),
+            "OpenOrders": queries.open_orders,
+            "ClosedOrders": queries.closed_orders,
+            "QueryOrders": queries.query_orders,
+            "TradesHistory": queries.trades_history,
+            "AddOrder": self._add_order,
+            "CancelOrder": self._cancel_order,
+            "CancelAll": self._cancel_all,
+        }
+
+    # -- the contract ---------------------------------------------------------------------------
+
+    def add_account(self, account_id: str, *, balances: Mapping[str, Decimal], tier: str) -> None:
+        if account_id in self._exchange.wallets:
+            raise ValueError(f"account {account_id!r} already exists")
+        self._exchange.wallets[account_id] = Wallet(account_id, balances, tier)
+
+    def public(self, method: str, params: Mapping[str, Any]) -> Any:
+        handler = self._public.get(method)
+        if handler is None:
+            raise SimError(UNKNOWN_METHOD)
+        self._exchange.tick()
+        return handler(params)
+
+    def private(self, account_id: str, method: str, params: Mapping[str, Any]) -> Any:
+        handler = self._private.get(method)
+        if handler is None:
+            raise SimError(UNKNOWN_METHOD)
+        wallet = self._exchange.wallets.get(account_id)
+        if wallet is None:
+            raise KeyError(f"no simulated account {account_id!r}")
+        self._exchange.tick()
+        return handler(wallet, params)
+
+    def set_price(self, pair: str, price: Decimal | str) -> None:
+        """Move a pair (id, altname or wsname) to `price`; fills and triggers what it crosses."""
+        found = find_pair(pair)
+        if found is None:
+            raise SimError(UNKNOWN_ASSET_PAIR)
+        try:
+            value = Decimal(str(price))
+        except InvalidOperation as exc:
+            raise SimError(invalid_arguments("price")) from exc
+        if not value.is_finite() or value <= 0:
+            raise SimError(invalid_arguments("price"))
+        if value % found.tick_size != 0:
+            raise SimError(TICK_SIZE)
+        self._exchange.tick()
+        self._prices.set(found, value, self._clock())
+        self._exchange.price_moved(found)
+
+    def state(self) -> dict[str, Any]:
+        """A JSON-able snapshot for GET /sim/state."""
+        self._exchange.tick()
+        accounts = {}
+        for account_id, wallet in self._exchange.wallets.items():
+            accounts[account_id] = {
+                "balances": ledger_json(wallet.balances),
+                "hold_trade": ledger_json(wallet.holds()),
+                "open_orders": {
+                    txid: order_json(order, with_trades=True) for txid, order in wallet.open.items()
+                },
+            }
+        return {
+            "accounts": accounts,
+            "prices": {pair_id: f"{price:f}" for pair_id, price in self._prices.last.items()},
+            "fees_collected": ledger_json(self._exchange.fees),
+        }
+
+    # -- the private WebSocket feed (sim/websocket.py) --------------------------------------
+
+    def add_order_observer(self, observer: OrderObserver) -> None:
+        self._exchange.observers.append(observer)
+
+    def remove_order_observer(self, observer: OrderObserver) -> None:
+        if observer in self._exchange.observers:
+            self._exchange.observers.remove(observer)
+
+    def tick(self) -> None:
+        """Apply expiries and scheduled starts now (observers hear of them)."""
+        self._exchange.tick()
+
+    def open_orders_of(self, account_id: str) -> list[SimOrder]:
+        self._exchange.tick()
+        return list(self._exchange.wallets[account_id].open.values())
+
+    def recent_trades_of(self, account_id: str, limit: int) -> list[tuple[SimOrder, Trade]]:
+        """The account's last `limit` fills, oldest first, each with its order."""
+        wallet = self._exchange.wallets[account_id]
+        trades = sorted(wallet.trades.values(), key=lambda trade: trade.trade_id)[-limit:]
+        return [(wallet.orders[trade.ordertxid], trade) for trade in trades]
+
+    def max_rate_count(self, account_id: str) -> int:
+        """The matching-engine counter's threshold for the account's tier."""
+        return int(self._exchange.wallets[account_id].limits.threshold)
+
+    # -- what tests and benchmarks may read besides the contract ------------------------------
+
+    def fees_collected(self) -> dict[str, Decimal]:
+        return dict(self._exchange.fees)
+
+    def house_flows(self) -> dict[str, Decimal]:
+        """The market counterparty's net flow per asset (what fills took from or gave to it)."""
+        return dict(self._exchange.house)
+
+    def balances(self, account_id: str) -> dict[str, Decimal]:
+        return dict(self._exchange.wallets[account_id].balances)
+
+    # -- trading --------------------------------------------------------------------------------
+
+    def _add_order(self, wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:
+        pair = pair_of(params)
+        now = self._clock()
+        # Kraken charges an AddOrder on receipt, even when it then fails validation.
+        if self.order_limits and not p.boolean(params, "validate"):
+            counter = wallet.counter(pair)
+            if counter.would_exceed(ADD_ORDER_COST, now):
+                raise SimError(ORDER_RATE_LIMIT)
+            counter.charge(ADD_ORDER_COST, now)
+        last = self._exchange.last(pair)
+        draft = parse_add_order(params, pair, now, last)
+        if draft.cl_ord_id is not None and wallet.open_with_cl_ord_id(draft.cl_ord_id):
+            raise SimError(DUPLICATE_CL_ORD_ID)
+        if sum(1 for _ in wallet.open_on(pair)) >= wallet.limits.open_orders_per_pair:
+            raise SimError(ORDERS_LIMIT)
+        order = SimOrder(
+            txid="",
+            seq=0,
+            pair=pair,
+            side=draft.side,
+            ordertype=draft.ordertype,
+            volume=draft.volume,
+            price=draft.price,
+            price2=draft.price2,
+            oflags=draft.oflags,
+            timeinforce=draft.timeinforce,
+            userref=draft.userref,
+            cl_ord_id=draft.cl_ord_id,
+            opentm=now,
+            starttm=draft.starttm,
+            expiretm=draft.expiretm,
+        )
+        if order.ordertype is OrderType.MARKET:
+            fill = self._exchange.fill_for(order, last, maker=False)
+            asset, need = self._exchange.spent(pair, fill)
+        else:
+            asset, need = order_hold(order)
+        if wallet.available(asset) < need:
+            raise SimError(INSUFFICIENT_FUNDS)
+        descr = {"order": order_text(order)}
+        if draft.validate:
+            return {"descr": descr}
+        order.txid = self._ids.order_id()
+        order.seq = self._exchange.next_seq()
+        self._exchange.place(wallet, order)
+        return {"descr": descr, "txid": [order.txid]}
+
+    def _cancel_order(self, wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:
+        txid = p.text(params, "txid") or None
+        cl_ord_id = p.text(params, "cl_ord_id") or None
+        if txid is None and cl_ord_id is None:
+            raise SimError(invalid_arguments("txid"))
+        if txid is not None and cl_ord_id is not None:
+            raise SimError(invalid_arguments("cl_ord_id"))
+        targets: list[SimOrder]
+        if cl_ord_id is not None:
+            found = wallet.open_with_cl_ord_id(cl_ord_id)
+            targets = [found] if found else []
+        elif txid is not None and _USERREF.match(txid):  # an integer is a userref: all of them
+            targets = [o for o in wallet.open.values() if o.userref == int(txid)]
+        else:
+            targets = [wallet.open[txid]] if txid in wallet.open else []
+        if not targets:
+            raise SimError(UNKNOWN_ORDER)
+        self._charge_cancels(wallet, targets, may_refuse=len(targets) == 1)
+        for order in targets:
+            self._exchange.cancel(wallet, order, REASON_USER)
+        return {"count": len(targets)}
+
+    def _cancel_all(self, wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:
+        targets = list(wallet.open.values())
+        self._charge_cancels(wallet, targets, may_refuse=False)
+        for order in targets:
+            self._exchange.cancel(wallet, order, REASON_USER)
+        return {"count": len(targets)}
+
+    def _charge_cancels(self, wallet: Wallet, orders: list[SimOrder], *, may_refuse: bool) -> None:
+        """Charge each pair's counter for cancelling young orders.
+
+        A single cancel over the threshold is refused; cancelling several at once (a userref,
+        CancelAll) is accepted even when it pushes the counter over, as Kraken does for batches.
+        """
+        if not self.order_limits:
+            return
+        now = self._clock()
+        costs: dict[str, tuple[Pair, float]] = {}
+        for order in orders:
+            pair, cost = costs.get(order.pair.id, (order.pair, 0.0))
+            costs[pair.id] = (pair, cost + cancel_cost(now - order.opentm))
+        if may_refuse and any(
+            wallet.counter(pair).would_exceed(cost, now) for pair, cost in costs.values()
+        ):
+            raise SimError(ORDER_RATE_LIMIT)
+        for pair, cost in costs.values():
+            wallet.counter(pair).charge(cost, now)
