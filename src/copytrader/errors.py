@@ -4,12 +4,18 @@
     ├── ConfigError            bad config file, environment or secret: fix it and restart
     ├── DataDirLockedError     another `copytrader run` holds the data folder
     └── KrakenError            what Kraken (or the way to it) answered; `.errors` has the strings
-        ├── RetryLaterError        service unavailable/busy, internal error, a read that timed out
-        ├── NonceRejectedError     EAPI:Invalid nonce: not executed, resend with a jumped nonce
-        ├── RateLimitedError       REST counter or a pair's matching-engine counter is full
+        ├── TransientError         may pass: tried again, a bounded and counted number of times
+        │   ├── RetryLaterError        service unavailable/busy, internal error, network trouble
+        │   │   └── BadReplyError          a reply that cannot be read (not JSON, a number that
+        │   │                              is not finite, negative or absurd): never stored
+        │   ├── NonceRejectedError     EAPI:Invalid nonce: not executed, resend with a jumped nonce
+        │   ├── RateLimitedError       REST counter or a pair's matching-engine counter is full
+        │   └── OutcomeUnknownError    a write whose reply never came: look it up before resending
         ├── AccountUnusableError   invalid key/signature, permission denied, lockout: stop
-        ├── OrderRejectedError     insufficient funds, minimums, invalid arguments, unknown order
-        └── OutcomeUnknownError    a write whose reply never came: look it up before resending
+        └── OrderRejectedError     insufficient funds, minimums, invalid arguments, unknown order
+
+Only `TransientError` is ever retried. Anything else, including a bug (a `KeyError`, say), fails
+the one call or copy it happened in, loudly, and nothing else.
 
 Kraken's error strings are turned into these classes in exactly one table, in
 `copytrader.kraken.errors`. Messages name the account and never contain a secret.
@@ -55,15 +61,24 @@ class KrakenError(CopytraderError):
         super().__init__(f"{prefix}{message}")
 
 
-class RetryLaterError(KrakenError):
-    """Transient: service unavailable or busy, internal error, a read that timed out."""
+class TransientError(KrakenError):
+    """May pass if tried again later; the only kind of error that is ever retried."""
 
 
-class NonceRejectedError(KrakenError):
+class RetryLaterError(TransientError):
+    """Service unavailable or busy, internal error, a read that timed out or failed on the way."""
+
+
+class BadReplyError(RetryLaterError):
+    """A reply that cannot be read: not JSON, or a number that is not a finite, sane decimal.
+    Never stored, never turned into a decision; the read is tried again."""
+
+
+class NonceRejectedError(TransientError):
     """EAPI:Invalid nonce. The request was not executed; resend with a higher nonce."""
 
 
-class RateLimitedError(KrakenError):
+class RateLimitedError(TransientError):
     """A rate counter is full. `pair` is set when only one pair's engine counter is."""
 
     def __init__(
@@ -81,5 +96,5 @@ class OrderRejectedError(KrakenError):
     """Kraken refused this order (funds, minimums, arguments, unknown order): skip it."""
 
 
-class OutcomeUnknownError(KrakenError):
+class OutcomeUnknownError(TransientError):
     """A write (AddOrder, CancelOrder) whose reply never came: it may or may not have happened."""
