@@ -128,7 +128,7 @@ def _add_message(_: object, __: str, event_dict: EventDict) -> EventDict:
 
 
 def _configure_logging() -> None:
-    """One JSON object per line on stdout (the daemon's own setup is not imported here)."""
+    """One JSON object per line on stdout (kraken_sim configures its own logging)."""
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -143,7 +143,7 @@ def _configure_logging() -> None:
     )
 
 
-async def _serve(context: SimContext, host: str, port: int) -> int:
+async def _serve(context: SimContext, host: str, port: int, prog: str) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -156,7 +156,7 @@ async def _serve(context: SimContext, host: str, port: int) -> int:
         try:
             await site.start()
         except OSError as exc:
-            sys.stderr.write(f"copytrader sim: cannot listen on {host}:{port}: {exc.strerror}\n")
+            sys.stderr.write(f"{prog}: cannot listen on {host}:{port}: {exc.strerror}\n")
             return 1
         bound_port = runner.addresses[0][1]
         shown_host = f"[{host}]" if ":" in host else host
@@ -171,8 +171,9 @@ async def _serve(context: SimContext, host: str, port: int) -> int:
     return 0
 
 
-def run_from_args(args: argparse.Namespace) -> int:
-    """Entry point of `copytrader sim` and `python -m kraken_sim` (called by cli.py)."""
+def run_from_args(args: argparse.Namespace, prog: str = "copytrader sim") -> int:
+    """Entry point of `copytrader sim` and `python -m kraken_sim` (called by their cli.py);
+    `prog` starts every message on stderr."""
     _configure_logging()
     clock = SimClock()
     try:
@@ -181,10 +182,10 @@ def run_from_args(args: argparse.Namespace) -> int:
             setup, seed=args.seed, clock=clock, latency_ms=float(args.latency_ms)
         )
     except AccountsFileError as exc:
-        sys.stderr.write(f"copytrader sim: {args.accounts}: {exc}\n"
-                         if str(exc).startswith("[") else f"copytrader sim: {exc}\n")  # fmt: skip
+        sys.stderr.write(f"{prog}: {args.accounts}: {exc}\n"
+                         if str(exc).startswith("[") else f"{prog}: {exc}\n")  # fmt: skip
         return 2
     try:
-        return asyncio.run(_serve(context, args.host, args.port))
+        return asyncio.run(_serve(context, args.host, args.port, prog))
     except KeyboardInterrupt:  # only where signal handlers are not available
         return 0

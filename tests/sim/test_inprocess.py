@@ -179,7 +179,7 @@ def test_hang_times_out_after_the_read_timeout_and_applies_nothing(
     exchange.arm_fault({"endpoint": "AddOrder", "kind": "hang"})
     nonce = raw.next_nonce()
     body = f"nonce={nonce}&pair=XBTUSD&type=buy&ordertype=limit&price=40000&volume=0.001".encode()
-    with pytest.raises(requests.ReadTimeout, match="read timeout=0.5"):
+    with pytest.raises(requests.ReadTimeout, match=r"read timeout=0\.5"):
         raw.post_raw("AddOrder", body, nonce_text=str(nonce), timeout=(3, 0.5))
     assert sleeps.asked == [0.5]
     assert _open_orders(exchange, keys.faults) == {}

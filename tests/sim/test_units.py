@@ -240,13 +240,15 @@ ORDERS = {"open": {"O1": {"vol": "1.0", "descr": {"price": "5"}}, "O2": {"vol": 
             {"open": {"O1": {"vol": "1.0", "descr": {"price": None}}, "O2": {"vol": "2.0"}}},
         ),
         (
-            {"path": "open.O2.extra", "value": [1]},
+            {"path": "open.O2.x", "value": 1},
             1,
-            {"open": {"O1": {"vol": "1.0", "descr": {"price": "5"}}, "O2": {"vol": "2.0",
-                                                                          "extra": [1]}}},
-        ),  # fmt: skip
-        ({"path": "open.*.vol", "delete": True}, 2,
-         {"open": {"O1": {"descr": {"price": "5"}}, "O2": {}}}),  # fmt: skip
+            {"open": {"O1": {"vol": "1.0", "descr": {"price": "5"}}, "O2": {"vol": "2.0", "x": 1}}},
+        ),
+        (
+            {"path": "open.*.vol", "delete": True},
+            2,
+            {"open": {"O1": {"descr": {"price": "5"}}, "O2": {}}},
+        ),
         ({"path": "open.O9.vol", "value": "0"}, 0, ORDERS),
         ({"path": "open.*.descr.missing", "delete": True}, 0, ORDERS),
         ({"path": "", "value": "garbage"}, 1, "garbage"),
