@@ -17,7 +17,8 @@ control endpoints). What a socket would do, it does with the exceptions `request
 
 - `refused`: `requests.ConnectionError` (urllib3's MaxRetryError caused by NewConnectionError),
   before anything is read or applied;
-- `hang`: `requests.ReadTimeout`, nothing applied, after "waiting" the request's read timeout;
+- `hang`: `requests.ReadTimeout`, nothing applied, after "waiting" the request's read timeout
+  (a request without a timeout, which would wait forever on a socket, gets it at once);
 - `drop_reply`: `requests.ConnectionError` (ProtocolError "Connection aborted."), after the call
   was applied;
 - a delay (`--latency-ms`-like global latency, a `latency` fault) at least the request's read
