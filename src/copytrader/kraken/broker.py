@@ -27,8 +27,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import requests
 import structlog
 import tenacity
+import urllib3.exceptions
+from requests.adapters import BaseAdapter
 from tenacity import RetryCallState
 
 from copytrader.config.credentials import ApiCredentials
@@ -43,6 +46,7 @@ from copytrader.errors import (
     RetryLaterError,
 )
 from copytrader.kraken import orders, permissions
+from copytrader.kraken.api import account_api, no_nonce_outside_the_lock, public_api
 from copytrader.kraken.errors import (
     TEMPORARY_LOCKOUT,
     error_from_strings,
@@ -50,6 +54,7 @@ from copytrader.kraken.errors import (
     has_error,
     is_error,
 )
+from copytrader.kraken.http import transport_prefix
 from copytrader.kraken.models import (
     AddOrderResult,
     AssetBalance,
@@ -73,8 +78,6 @@ from copytrader.kraken.retry import (
     transient_retrying,
     wait_unless_stopped,
 )
-from copytrader.kraken.signing import SigningApi, no_nonce_outside_the_lock, public_api
-from copytrader.kraken.transport import TransportError
 from copytrader.nonce.store import NonceStore
 
 log = structlog.get_logger(__name__)
@@ -83,6 +86,11 @@ QUERY_ORDERS_BATCH = 50
 # Errors after which the key will not start working by itself: stop sending for a while, since
 # Kraken answers repeated failures like these with a lockout.
 _COOLDOWN_ERRORS = (TEMPORARY_LOCKOUT, "EAPI:Invalid key", "EAPI:Invalid signature")
+# The connect part of every call's timeout is at most this (the read part is `timeout_s`): a
+# connection that is not made in time was never sent, so failing it early costs nothing.
+CONNECT_TIMEOUT_S = 5.0
+# What krakenex lets through when an HTTP exchange fails (ValueError: a body that is not JSON).
+_TRANSPORT_FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, ValueError)
 
 
 class KrakenBroker:
@@ -101,16 +109,20 @@ class KrakenBroker:
         client_rate_limit: bool = True,
         nonce_store: NonceStore | None = None,
         stop: threading.Event | None = None,
+        transport: BaseAdapter | None = None,
     ) -> None:
+        """`transport`: a requests adapter that answers every call under `api_url` instead of
+        the network (tests, the in-process simulator); it stays the caller's to close."""
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive: every call needs a timeout")
         try:
-            secret = credentials.decoded_secret()
+            credentials.decoded_secret()  # krakenex decodes it itself each time it signs
         except ValueError as exc:
             raise ConfigError(str(exc), entry=account_id, field="API secret") from None
         self.account_id = account_id
         self.api_url = api_url.rstrip("/")
         self.timeout_s = timeout_s
+        self._timeout = (min(timeout_s, CONNECT_TIMEOUT_S), timeout_s)
         self.retry_waits = retry_waits
         # Set by SIGTERM in the daemon: every wait below ends early, and no retry follows.
         self.stop_event = stop
@@ -118,8 +130,9 @@ class KrakenBroker:
         if nonce_store is not None and nonce_store.account_id != account_id:
             raise ValueError("the nonce store belongs to another account")
         self._store = nonce_store or NonceStore(account_id, data_dir)
-        self._api = SigningApi(credentials, uri=self.api_url, secret=secret)
-        self._public_api = public_api(self.api_url)
+        self._api = account_api(credentials, self.api_url, transport)
+        self._public_api = public_api(self.api_url, transport)
+        self._transport = transport
         self._public_lock = threading.Lock()
         # None: no client-side REST counter (only for a simulator without limits, and tests).
         self.rate: KeyRateState | None = (
@@ -143,9 +156,12 @@ class KrakenBroker:
         return self._store
 
     def close(self) -> None:
-        """Close the HTTP sessions (the broker must not be used afterwards)."""
-        self._api.close()
-        self._public_api.close()
+        """Close the HTTP sessions (the broker must not be used afterwards). A transport given
+        to the constructor is left open: it is the caller's, and may serve other brokers."""
+        for api in (self._api, self._public_api):
+            if self._transport is not None:
+                api.session.adapters.pop(transport_prefix(self.api_url), None)
+            api.close()
 
     # --- the private call layers ----------------------------------------------------------------
 
@@ -168,8 +184,8 @@ class KrakenBroker:
             self._raise_if_cooling_down()  # another thread may have started a rest meanwhile
             self._api.nonce_source = next_nonce
             try:
-                reply = self._api.query_private(method, data, timeout=self.timeout_s)
-            except (TransportError, ValueError) as exc:
+                reply = self._api.query_private(method, data, timeout=self._timeout)
+            except _TRANSPORT_FAILURES as exc:
                 raise self._transport_error(exc, method, is_write=is_write) from exc
             finally:
                 self._api.nonce_source = no_nonce_outside_the_lock
@@ -185,9 +201,7 @@ class KrakenBroker:
             self._nonce_rejections = 0
         return result
 
-    def _transport_error(
-        self, exc: TransportError | ValueError, method: str, *, is_write: bool
-    ) -> KrakenError:
+    def _transport_error(self, exc: Exception, method: str, *, is_write: bool) -> KrakenError:
         """A failed HTTP exchange as the exception tree says (a write's lost reply: unknown)."""
         return error_from_transport(
             exc, account=self.account_id, method=method, is_write=is_write, timeout_s=self.timeout_s
@@ -344,9 +358,9 @@ class KrakenBroker:
             with self._public_lock:
                 try:
                     reply = self._public_api.query_public(
-                        method, dict(params or {}), timeout=self.timeout_s
+                        method, dict(params or {}), timeout=self._timeout
                     )
-                except (TransportError, ValueError) as exc:
+                except _TRANSPORT_FAILURES as exc:
                     raise self._transport_error(exc, method, is_write=False) from exc
             return self._result(reply, method)
 
