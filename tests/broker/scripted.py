@@ -1,7 +1,7 @@
 """A requests transport that answers from a script, for tests (httpx's MockTransport habit).
 
     transport = ScriptedTransport(lambda call: reply({"ZUSD": "1"}))
-    broker = KrakenBroker(..., api_url=SCRIPTED_URL, transport=transport)
+    broker = KrakenBroker(..., api_url=scripted_url(), transport=transport)
 
 The script gets each `Call` (method, Kraken method name, form or query fields, headers, timeout)
 and returns a `Reply` or an exception to raise (what requests raises for a network failure).
@@ -14,6 +14,7 @@ import io
 import json
 import threading
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +23,11 @@ import requests
 import urllib3
 from requests.adapters import BaseAdapter, HTTPAdapter
 
-# Nothing listens here: with the transport mounted, no call reaches the network.
-SCRIPTED_URL = "http://kraken.scripted.invalid"
+
+def scripted_url() -> str:
+    """A base URL of its own (caches such as the pair rules are kept per base URL); nothing
+    listens there: with the transport mounted, no call reaches the network."""
+    return f"http://kraken-{uuid.uuid4().hex[:12]}.scripted.invalid"
 
 
 @dataclass(frozen=True)

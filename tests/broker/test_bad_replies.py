@@ -27,13 +27,13 @@ from copytrader.kraken.models import OrderRequest
 from copytrader.kraken.retry import READ_ATTEMPTS
 from tests.broker.conftest import new_key
 from tests.broker.scripted import (
-    SCRIPTED_URL,
     Reply,
     ScriptedTransport,
     by_method,
     error_reply,
     in_turn,
     reply,
+    scripted_url,
 )
 from tests.simproc import new_secret
 
@@ -143,7 +143,7 @@ def _make(tmp_path: Path) -> Iterator[Callable[[ScriptedTransport], KrakenBroker
         broker = KrakenBroker(
             "USER:ana",
             ApiCredentials(new_key(), new_secret()),
-            api_url=SCRIPTED_URL,
+            api_url=scripted_url(),
             data_dir=tmp_path,
             retry_waits=False,
             client_rate_limit=False,

@@ -33,7 +33,7 @@ from copytrader.kraken.errors import (
     throttled_until,
 )
 from copytrader.kraken.models import OrderRequest
-from tests.broker.scripted import SCRIPTED_URL, ScriptedTransport, reply
+from tests.broker.scripted import ScriptedTransport, reply, scripted_url
 
 # Kraken's documented example (reference kraken-api.md §1).
 VECTOR_SECRET = (
@@ -63,7 +63,7 @@ def test_the_broker_sends_krakens_signature_of_the_exact_body(tmp_path: Path) ->
     broker = KrakenBroker(
         "MASTER",
         ApiCredentials("key", VECTOR_SECRET),
-        api_url=SCRIPTED_URL,
+        api_url=scripted_url(),
         data_dir=tmp_path,
         transport=transport,
         client_rate_limit=False,

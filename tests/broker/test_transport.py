@@ -24,7 +24,7 @@ from copytrader.kraken.broker import CONNECT_TIMEOUT_S, KrakenBroker
 from copytrader.kraken.http import failure_of
 from copytrader.kraken.models import OrderRequest
 from tests.broker.conftest import SimAccount, accounts_toml, make_broker, new_key
-from tests.broker.scripted import SCRIPTED_URL, Reply, ScriptedTransport, by_method, reply
+from tests.broker.scripted import Reply, ScriptedTransport, by_method, reply, scripted_url
 from tests.simproc import SimProcess, new_secret, running_sim
 
 TIMEOUT_S = 5.0
@@ -62,7 +62,7 @@ def scripted_broker(transport: ScriptedTransport, tmp_path: Path, **kwargs: obje
     return KrakenBroker(
         "MASTER",
         ApiCredentials(new_key(), new_secret()),
-        api_url=SCRIPTED_URL,
+        api_url=scripted_url(),
         data_dir=tmp_path,
         transport=transport,
         **options,  # type: ignore[arg-type]
