@@ -431,7 +431,8 @@ class OrderRequest:
         if self.expiretm is not None:
             params["expiretm"] = str(self.expiretm)
         if self.validate:
-            # Only sent when true: old Kraken read any `validate` key as validate-only.
+            # Only sent when true: some Kraken API versions read any `validate` key, even
+            # "false", as validate-only.
             params["validate"] = "true"
         return params
 
