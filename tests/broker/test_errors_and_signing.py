@@ -25,6 +25,7 @@ from copytrader.errors import (
     RateLimitedError,
     RetryLaterError,
 )
+from copytrader.kraken.api import account_api
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.kraken.errors import (
     class_for,
@@ -229,3 +230,20 @@ def test_malformed_secret_error_does_not_echo_it() -> None:
     with pytest.raises(ValueError, match="not valid base64") as caught:
         ApiCredentials("abcdefgh", secret).decoded_secret()
     assert secret not in str(caught.value)
+
+
+def test_the_api_object_hides_its_secret_and_takes_no_nonce_outside_the_lock() -> None:
+    """krakenex's API object of an account: its secret prints as <SECRET> (also in vars()),
+    cannot be pickled, and a private call made without the account lock fails before sending."""
+    transport = ScriptedTransport(lambda _: reply({}))
+    credentials = ApiCredentials("abcdEFGHijklMNOP", VECTOR_SECRET)
+    api = account_api(credentials, scripted_url(), transport)
+    shown = "\n".join([repr(api), repr(vars(api)), str(api.secret), f"{api.secret}"])
+    assert VECTOR_SECRET not in shown
+    assert "abcdEFGHijklMNOP" not in shown
+    assert "<SECRET>" in shown
+    with pytest.raises(TypeError):
+        pickle.dumps(api.secret)
+    with pytest.raises(RuntimeError, match="inside the account's lock"):
+        api.query_private("Balance", timeout=(1, 1))
+    assert transport.calls == []
