@@ -1,15 +1,18 @@
 """KrakenBroker: everything about talking to Kraken for one account.
 
-One broker per account: its own krakenex.API (pointed at the configured base URL), its own nonce
-store and lock, a timeout on every call, typed results, Kraken's error strings turned into the
-exception tree, bounded retries, and a client-side REST counter so it waits instead of being
-refused. See `orders.py` for how AddOrder/CancelOrder survive lost replies without duplicates.
+One broker per account: its own krakenex.API (api.py: pointed at the configured base URL, its
+nonce from the account's store, its requests session set up by http.py, or answered by the
+`transport` given), its own nonce store and lock, a (connect, read) timeout on every call, typed
+and checked results (models.py), Kraken's error strings turned into the exception tree, bounded
+retries, and a client-side REST counter so it waits instead of being refused. See `orders.py`
+for how AddOrder/CancelOrder survive lost replies without duplicates.
 
 Layers of a private call (inner to outer):
-    _send        rate wait -> account lock -> nonce (persisted) -> sign -> HTTP -> reply
-                 (the lock is held until the reply arrives or the timeout fires)
+    _send        rate wait -> account lock -> nonce (persisted) -> krakenex signs and sends
+                 -> reply (the lock is held until the reply arrives or the timeout fires)
     _private     nonce-jump retries after EAPI:Invalid nonce (not executed, so resending is safe)
-    _read        backoff retries for transient errors (reads only)
+    _read        backoff retries for transient errors (reads only); the reply is parsed inside
+                 each try, so one that cannot be read (BadReplyError) is asked for again
 
 With a stop event (the daemon's SIGTERM), every wait here (retry backoff, rate limits, the
 settle before a lookup) is on that event: a stop cuts the wait short and the call ends at once
