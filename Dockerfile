@@ -4,10 +4,15 @@
 #   docker run --rm -v "$PWD/data:/app/data" --env-file .env kraken-copytrader
 #   docker run --rm kraken-copytrader /app/start.sh --paper --duration 60
 #
+# Reproducible: the base image is an exact Python release, and every Python package (the
+# dependencies and the build backend) is installed at the version and sha256 that
+# requirements.lock records (scripts/lock.sh writes it from pyproject.toml). Nothing is resolved
+# at build time, so a rebuild or redeploy installs the same libraries.
+#
 # The container starts as root only long enough for start.sh to hand the data folder (a Railway
 # volume or bind mount arrives owned by root) to uid 10001; the daemon itself runs as 10001.
 # No secrets here: API keys are runtime variables only.
-FROM python:3.11-slim-bookworm
+FROM python:3.11.17-slim-bookworm
 
 # Unbuffered output: log lines reach Railway at once and are not lost on SIGKILL.
 ENV PYTHONUNBUFFERED=1 \
@@ -31,17 +36,19 @@ RUN apt-get update \
 
 WORKDIR /app
 
-# Dependencies in their own layer: rebuilt only when pyproject.toml changes, not on code edits.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Locked dependencies in their own layer: rebuilt only when requirements.lock changes.
+# --require-hashes refuses any file whose sha256 is not in the lock; --no-deps installs exactly
+# the lock's list, which already holds every transitive dependency.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 
-COPY README.md start.sh ./
+# The project itself, built from source with the locked setuptools: no index (nothing
+# downloaded), no build isolation (no unpinned build backend), no dependencies (all in place).
+COPY pyproject.toml README.md start.sh ./
 COPY config ./config
 COPY src ./src
-RUN pip install --no-deps . \
-    && rm -rf build src/*.egg-info \
+RUN pip install --no-index --no-build-isolation --no-deps . \
+    && rm -rf build src \
     && chmod 0755 /app/start.sh
 
 # Local runs only: Railway ignores HEALTHCHECK. Healthy = a heartbeat written in the last 3 min.

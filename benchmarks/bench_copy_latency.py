@@ -26,9 +26,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.copy.harness import SimUser, copy_world
-
 from copytrader.copying.placing import CLOCK_SKEW_S
+from copytrader.paper.world import SimUser, copy_world
 
 MASTER = {"ZUSD": "10000000", "XXBT": "100"}
 USER_BALANCES = {"ZUSD": "200000", "XXBT": "2"}

@@ -31,10 +31,9 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from tests.copy.harness import CopyWorld, DaemonProcess, SimUser, copy_world, wait_until
-from tests.copy.test_crash_and_faults import kill_during_fan_out, master_order_params
-
 from copytrader.ledger import copy_client_order_id
+from copytrader.paper.campaign import kill_during_fan_out, master_order_params
+from copytrader.paper.world import CopyWorld, DaemonProcess, SimUser, copy_world, wait_until
 
 MASTER = {"ZUSD": "1000000", "XXBT": "20"}
 FAULT_KINDS = ("drop_reply", "http502", "unavailable")

@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser)
     from kraken_sim.server import run_from_args
 
-    return run_from_args(parser.parse_args(argv))
+    return run_from_args(parser.parse_args(argv), prog="kraken_sim")
 
 
 if __name__ == "__main__":

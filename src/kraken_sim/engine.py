@@ -1,4 +1,4 @@
-"""The simulator's in-memory exchange: what the HTTP server calls for every Kraken method.
+"""The simulator's in-memory exchange: what rest.py calls for every Kraken method.
 
 `Engine.public(method, params)` and `Engine.private(account, method, params)` return Kraken's
 `result` object or raise `SimError(<Kraken error string>)`. `set_price` moves a pair's price and
@@ -131,7 +131,7 @@ class Engine:
         self._exchange.price_moved(found)
 
     def state(self) -> dict[str, Any]:
-        """A JSON-able snapshot for GET /sim/state."""
+        """A JSON-able snapshot for the `state` control operation (GET /sim/state)."""
         self._exchange.tick()
         accounts = {}
         for account_id, wallet in self._exchange.wallets.items():
@@ -148,7 +148,7 @@ class Engine:
             "fees_collected": ledger_json(self._exchange.fees),
         }
 
-    # -- the private WebSocket feed (sim/websocket.py) --------------------------------------
+    # -- the private WebSocket feed (websocket.py) --------------------------------------
 
     def add_order_observer(self, observer: OrderObserver) -> None:
         self._exchange.observers.append(observer)

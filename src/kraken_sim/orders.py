@@ -1,9 +1,9 @@
 """The engine's order and trade records, and the money rules that apply to one order.
 
-The simulator must not import the daemon's `copytrader.domain`, so it has its own enums. An order
-is the engine's bookkeeping record of one AddOrder: it is created once, then changed only by the
-engine as the order triggers, fills, expires or is cancelled (hence a plain dataclass); a trade
-never changes (frozen).
+The simulator imports nothing from `copytrader`, so it has its own enums. An order is the
+engine's bookkeeping record of one AddOrder: it is created once, then changed only by the engine
+as the order triggers, fills, expires or is cancelled (hence a plain dataclass); a trade never
+changes (frozen).
 """
 
 from __future__ import annotations

@@ -25,12 +25,17 @@ from copytrader.logs import (
 
 @pytest.fixture(autouse=True)
 def _reset_logging() -> Iterator[None]:
+    """Each test's configure_logging adds a root handler and sets the root level: both are put
+    back as they were, so that no test's sink receives another test's records."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
     forget_registered_secrets()
     structlog.reset_defaults()
-    for handler in list(logging.getLogger().handlers):
-        if getattr(handler, "_copytrader", False):
-            logging.getLogger().removeHandler(handler)
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 def _json_lines(sink: io.StringIO) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ class LoggedProcess:
     name: str
     process: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
-    _pump: threading.Thread | None = None
+    reader: threading.Thread | None = None
 
     def events(self) -> list[dict[str, Any]]:
         found = []
@@ -89,9 +89,9 @@ class LoggedProcess:
         self.join()
 
     def join(self) -> None:
-        if self._pump is not None:
-            self._pump.join(5)
-            self._pump = None
+        if self.reader is not None:
+            self.reader.join(5)
+            self.reader = None
             secretscan.record_output(self.name, "\n".join(self.lines))
 
 
@@ -114,8 +114,8 @@ def start_logged(
         for line in process.stdout:
             logged.lines.append(line.rstrip("\n"))
 
-    logged._pump = threading.Thread(target=pump, daemon=True)
-    logged._pump.start()
+    logged.reader = threading.Thread(target=pump, daemon=True)
+    logged.reader.start()
     return logged
 
 

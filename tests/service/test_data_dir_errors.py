@@ -13,7 +13,9 @@ RUN_TIMEOUT_S = 30.0
 
 def test_a_data_folder_below_a_file_is_a_configuration_error(tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "accounts.toml").write_text('[copy]\nsizing = "equity_ratio"\n')
+    (tmp_path / "config" / "accounts.toml").write_text(
+        '[copy]\nsizing = "equity_ratio"\n[[users]]\nid = "idle_user"\n'
+    )
     (tmp_path / "a-file").write_text("not a folder\n")
     env = {
         "PATH": os.environ.get("PATH", ""),

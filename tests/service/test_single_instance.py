@@ -24,7 +24,9 @@ def test_second_daemon_on_the_same_data_folder_exits_at_once_naming_the_holder(
     """While one daemon runs, a second on its data folder exits non-zero within seconds and
     names the first one's pid; the first one still stops cleanly."""
     (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "accounts.toml").write_text("[copy]\nmaster_tier = \"pro\"\n")
+    (tmp_path / "config" / "accounts.toml").write_text(
+        '[copy]\nmaster_tier = "pro"\n[[users]]\nid = "idle_user"\n'
+    )
     key = secretscan.register_secret(base64.b64encode(secrets.token_bytes(42)).decode())
     secret = new_secret()
     accounts = f'[[accounts]]\nname = "master"\nkey = "{key}"\nsecret = "{secret}"\n'

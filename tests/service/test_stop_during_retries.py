@@ -38,7 +38,9 @@ def test_sigterm_while_master_reads_keep_failing_exits_0_promptly(tmp_path: Path
         'tier = "pro"\nbalances = { ZUSD = "10000", XXBT = "0.5" }\n'
     )
     config = tmp_path / "accounts.toml"
-    config.write_text('[copy]\nmaster_tier = "pro"\nconnect_stagger_seconds = 0\n')
+    config.write_text(
+        '[copy]\nmaster_tier = "pro"\nconnect_stagger_seconds = 0\n[[users]]\nid = "idle_user"\n'
+    )
     with running_sim(sim_accounts) as sim:
         daemon = start_daemon(
             cwd=tmp_path,

@@ -51,7 +51,7 @@ class RawClient:
         content_type: str = "application/x-www-form-urlencoded",
         headers: dict[str, str] | None = None,
         signature: str | None = None,
-        timeout: float = TIMEOUT_S,
+        timeout: float | tuple[float, float] = TIMEOUT_S,
     ) -> requests.Response:
         """POST these exact bytes, signed over `nonce_text` + body unless `signature` is given."""
         path = f"/0/private/{method}"

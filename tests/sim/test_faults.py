@@ -206,3 +206,20 @@ def test_drop_reply_also_hides_a_rejection(sim: SimProcess, keys: SimAccounts) -
     assert _open_orders(sim, keys) == {}
     last = sim.control(f"requests?key={keys.faults.key}")["requests"][-1]
     assert (last["error"], last["fault"]) == (errors.INSUFFICIENT_FUNDS, "drop_reply")
+
+
+def test_refused_closes_before_reading_and_applies_nothing(
+    sim: SimProcess, keys: SimAccounts, api: krakenex.API
+) -> None:
+    """refused: the server hangs up before reading, krakenex raises ConnectionError, nothing
+    was placed and the nonce was not consumed, so the same request is accepted when re-sent."""
+    sim.control("fault", {"endpoint": "AddOrder", "kind": "refused"})
+    with pytest.raises(requests.ConnectionError) as refused:
+        api.query_private("AddOrder", {**LIMIT, "cl_ord_id": "f-refused"}, timeout=5)
+    assert _open_orders(sim, keys) == {}
+    sent = refused.value.request
+    assert isinstance(sent, requests.PreparedRequest)
+    assert api.session.send(sent, timeout=5).json()["error"] == []
+    (placed,) = _open_orders(sim, keys).values()
+    assert placed["cl_ord_id"] == "f-refused"
+    assert api.query_private("CancelAll", timeout=5)["result"] == {"count": 1}

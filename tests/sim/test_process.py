@@ -1,4 +1,5 @@
-"""The simulator as a process: its one listening line, stopping at once, --latency-ms, --seed."""
+"""The simulator as a process, started as `copytrader sim` and as `python -m kraken_sim`: its one
+listening line, stopping at once, --latency-ms, --seed, a port in use."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ from tests.sim.kraken_http import RawClient, public
 from tests.simproc import new_secret, running_sim
 
 STOP_WITHIN_S = 3.0
+# The two ways to start the simulator, and the name each puts before its messages.
+COMMANDS = [
+    pytest.param((sys.executable, "-m", "copytrader", "sim"), "copytrader sim", id="copytrader"),
+    pytest.param((sys.executable, "-m", "kraken_sim"), "kraken_sim", id="kraken_sim"),
+]
 
 
 def _one_account(key: Key) -> str:
@@ -29,10 +35,9 @@ def _one_account(key: Key) -> str:
     )
 
 
-def _start(accounts: Path, *extra: str) -> subprocess.Popen[str]:
+def _start(command: tuple[str, ...], accounts: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "copytrader", "sim", "--host", "127.0.0.1", "--port", "0",
-         "--accounts", str(accounts), *extra],
+        [*command, "--host", "127.0.0.1", "--port", "0", "--accounts", str(accounts)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -52,15 +57,19 @@ def _stop_and_collect(process: subprocess.Popen[str], signum: int) -> tuple[int,
     return process.returncode, elapsed, out + err
 
 
+@pytest.mark.parametrize("command", [param.values[0] for param in COMMANDS],
+                         ids=["copytrader", "kraken_sim"])  # fmt: skip
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_prints_one_listening_line_and_stops_at_once(tmp_path: Path, signum: int) -> None:
+def test_prints_one_listening_line_and_stops_at_once(
+    tmp_path: Path, signum: int, command: tuple[str, ...]
+) -> None:
     """The first line is exactly `listening on http://127.0.0.1:PORT`, the port answers, and
     SIGTERM or Ctrl-C (SIGINT) stop the process at once with exit code 0 - even while a
     request hangs."""
     key = Key("solo", "solo-key", new_secret())
     accounts = tmp_path / "accounts.toml"
     accounts.write_text(_one_account(key))
-    process = _start(accounts)
+    process = _start(command, accounts)
     try:
         assert process.stdout is not None
         first = process.stdout.readline().rstrip("\n")
@@ -128,18 +137,19 @@ def test_same_seed_gives_the_same_order_ids() -> None:
     assert len(set(txids[0])) == 3
 
 
-def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
-    """Asking for a port that is taken exits 1 with a message, not a traceback."""
+@pytest.mark.parametrize(("command", "prog"), COMMANDS)
+def test_port_in_use_is_a_clear_error(tmp_path: Path, command: tuple[str, ...], prog: str) -> None:
+    """Asking for a port that is taken exits 1 with a message naming the command, not a
+    traceback."""
     key = Key("solo", "solo-key", new_secret())
     with running_sim(_one_account(key)) as sim:
         port = sim.url.rsplit(":", 1)[1]
         accounts = tmp_path / "accounts.toml"
         accounts.write_text(_one_account(key))
         done = subprocess.run(
-            [sys.executable, "-m", "copytrader", "sim", "--port", port, "--accounts",
-             str(accounts)],
+            [*command, "--port", port, "--accounts", str(accounts)],
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
     assert done.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert done.stderr.startswith(f"{prog}: cannot listen on 127.0.0.1:{port}")
     assert "Traceback" not in done.stderr

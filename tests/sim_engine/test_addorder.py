@@ -167,8 +167,11 @@ def test_cl_ord_id_unique_among_open_orders_only(engine: Engine) -> None:
 
 def test_cl_ord_id_is_per_account(engine: Engine) -> None:
     """Two accounts may each have an open order with the same cl_ord_id."""
-    add(engine, "alice", **LIMIT, cl_ord_id="same")
-    add(engine, "bob", **LIMIT, cl_ord_id="same")
+    alices = add(engine, "alice", **LIMIT, cl_ord_id="same")
+    bobs = add(engine, "bob", **LIMIT, cl_ord_id="same")
+    assert alices != bobs
+    assert order(engine, alices, "alice")["cl_ord_id"] == "same"
+    assert order(engine, bobs, "bob")["cl_ord_id"] == "same"
 
 
 def test_oflags_as_shown(engine: Engine) -> None:

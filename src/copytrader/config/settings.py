@@ -4,9 +4,17 @@ This is the only module that reads `os.environ`. A `.env` file in the working di
 in variables that are not set (python-dotenv's `dotenv_values`; a real variable always wins).
 
 Missing credentials are not an error: the account gets `missing_vars` and is skipped with a
-message naming them. Credentials that are set but unusable (spaces around them, a secret that
-is not base64) make only that account fail (`credentials_error`), never the others. Mistakes in
-the config file or in global variables raise ConfigError naming the file, entry and field.
+message naming them. Credentials that are set but unusable (spaces around them, a control or
+non-ASCII character, a secret that is not base64) make only that account fail
+(`credentials_error`), never the others; the message names the variable, never its value.
+Mistakes in the config file or in global variables raise ConfigError naming the file, entry and
+field.
+
+Every other variable read here is refused when it holds a control character, a line break or
+an invisible character (see `values.refused_character`); spaces around a value are trimmed.
+`KRAKEN_API_URL` must be an ASCII http(s) URL with no user name, password, query or fragment,
+and a port (if any) of ASCII digits from 1 to 65535. A `.env` file must be UTF-8 and at most
+1 MiB.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from copytrader.config.types import (
     Settings,
     UserConfig,
 )
+from copytrader.config.values import refused_character, shown
 from copytrader.domain import SizingMode
 from copytrader.errors import ConfigError
 from copytrader.logs import FORMATS, LEVELS, register_secret
@@ -59,6 +68,8 @@ LEGACY_KEY_VAR = "KRAKEN_API_KEY"
 LEGACY_SECRET_VAR = "KRAKEN_API_SECRET"  # noqa: S105 - a variable's name, not a secret
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
+MAX_VALUE_CHARS = 4096  # a path or URL longer than this is not one an operator typed
+MAX_DOTENV_BYTES = 1024 * 1024
 
 
 def child_process_environment(*, drop_prefixes: tuple[str, ...] = ()) -> dict[str, str]:
@@ -90,6 +101,19 @@ class _Environment:
         value = self.values.get(name)
         return None if value is None or value == "" else value
 
+    def text(self, name: str) -> str | None:
+        """A non-secret variable's value with spaces around it trimmed; None when unset or
+        blank. A control character, line break or invisible character anywhere is refused."""
+        value = self.get(name)
+        if value is None:
+            return None
+        problem = refused_character(value)
+        if problem is not None:
+            raise self.error(name, f"{problem}; set the variable again without it")
+        if len(value) > MAX_VALUE_CHARS:
+            raise self.error(name, f"is longer than {MAX_VALUE_CHARS} characters")
+        return value.strip() or None
+
     def source(self, name: str) -> str:
         return self.dotenv_display if name in self.from_dotenv else "environment"
 
@@ -109,7 +133,7 @@ def load_settings(
     env = _environment(dict(os.environ) if environ is None else dict(environ), base, dotenv)
     local = _local_settings(env, base)
 
-    config_display = (env.get("COPYTRADER_CONFIG") or DEFAULT_CONFIG_PATH).strip()
+    config_display = env.text("COPYTRADER_CONFIG") or DEFAULT_CONFIG_PATH
     config_path = _resolve(config_display, base)
     accounts = read_accounts_file(config_path, config_display)
 
@@ -136,7 +160,7 @@ def load_settings(
         users=users,
         kill_switch_env=bool(_bool_var(env, "COPYTRADER_KILL_SWITCH")),
         dotenv_path=(base / ".env") if dotenv and (base / ".env").is_file() else None,
-        deployment_id=(env.get("RAILWAY_DEPLOYMENT_ID") or "").strip(),
+        deployment_id=env.text("RAILWAY_DEPLOYMENT_ID") or "",
         notes=(*accounts.notes, *master_notes),
     )
 
@@ -153,13 +177,13 @@ def load_local_settings(
 
 
 def _local_settings(env: _Environment, base: Path) -> LocalSettings:
-    log_level = (env.get("LOG_LEVEL") or "info").strip().lower()
+    log_level = (env.text("LOG_LEVEL") or "info").lower()
     if log_level not in LEVELS:
-        raise env.error("LOG_LEVEL", f"must be one of {', '.join(LEVELS)} (got {log_level!r})")
-    log_format_raw = (env.get("LOG_FORMAT") or "").strip().lower()
+        raise env.error("LOG_LEVEL", f"must be one of {', '.join(LEVELS)} (got {shown(log_level)})")
+    log_format_raw = (env.text("LOG_FORMAT") or "").lower()
     if log_format_raw and log_format_raw not in FORMATS:
         choices = ", ".join(FORMATS)
-        raise env.error("LOG_FORMAT", f"must be one of {choices} (got {log_format_raw!r})")
+        raise env.error("LOG_FORMAT", f"must be one of {choices} (got {shown(log_format_raw)})")
     return LocalSettings(
         data_dir=_data_dir(env, base), log_level=log_level, log_format=log_format_raw or None
     )
@@ -171,11 +195,25 @@ def _environment(real: dict[str, str], base: Path, dotenv: bool) -> _Environment
         return _Environment(real, frozenset(), ".env")
     filled: set[str] = set()
     merged = dict(real)
-    for name, value in dotenv_values(path).items():
+    for name, value in _read_dotenv(path).items():
         if value is not None and name not in real:
             merged[name] = value
             filled.add(name)
     return _Environment(merged, frozenset(filled), ".env")
+
+
+def _read_dotenv(path: Path) -> dict[str, str | None]:
+    """The .env file's variables; a file that cannot be read as UTF-8 text is a ConfigError."""
+    try:
+        if path.stat().st_size > MAX_DOTENV_BYTES:
+            raise ConfigError(
+                f"larger than {MAX_DOTENV_BYTES // 1024} KiB: not a .env file", source=".env"
+            )
+        return dict(dotenv_values(path, encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (at offset {exc.start})", source=".env") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", source=".env") from None
 
 
 def _resolve(raw: str, base: Path) -> Path:
@@ -184,31 +222,48 @@ def _resolve(raw: str, base: Path) -> Path:
 
 
 def _api_url(env: _Environment) -> str:
-    url = (env.get("KRAKEN_API_URL") or DEFAULT_API_URL).strip().rstrip("/")
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise env.error("KRAKEN_API_URL", f"must be an http(s) base URL like {DEFAULT_API_URL}")
+    """The REST base URL. Never quoted in a message: a URL may carry a password."""
+    name = "KRAKEN_API_URL"
+    url = (env.text(name) or DEFAULT_API_URL).rstrip("/")
+    like = f"must be an http(s) base URL like {DEFAULT_API_URL}"
+    if not url.isascii() or any(char.isspace() for char in url):
+        problem = f"{like}: ASCII, no spaces (an international host name in its xn-- form)"
+        raise env.error(name, problem)
+    try:
+        parsed = urlsplit(url)
+        port = parsed.port
+    except ValueError:
+        problem = f"{like}; its host or port cannot be read (a port is 1-65535)"
+        raise env.error(name, problem) from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise env.error(name, like)
+    if parsed.username is not None or parsed.password is not None:
+        raise env.error(name, f"{like}, without a user name or password")
+    if parsed.query or parsed.fragment or url.endswith(("?", "#")):
+        raise env.error(name, f"{like}, without a ?query or #fragment")
+    if port == 0:
+        raise env.error(name, f"{like}; its port must be 1-65535")
     return url
 
 
 def _data_dir(env: _Environment, base: Path) -> Path:
     for name in ("COPYTRADER_DATA_DIR", "RAILWAY_VOLUME_MOUNT_PATH"):
-        value = env.get(name)
-        if value and value.strip():
-            return _resolve(value.strip(), base)
+        value = env.text(name)
+        if value:
+            return _resolve(value, base)
     return base / "data"
 
 
 def _bool_var(env: _Environment, name: str) -> bool | None:
-    raw = env.get(name)
+    raw = env.text(name)
     if raw is None:
         return None
-    value = raw.strip().lower()
+    value = raw.lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise env.error(name, f"must be true or false (got {raw!r})")
+    raise env.error(name, f"must be true or false (got {shown(raw)})")
 
 
 def _master_spec(env: _Environment) -> tuple[AccountSpec, tuple[str, ...]]:
@@ -271,6 +326,13 @@ def _credentials_problem(
             )
         if any(char.isspace() for char in value):
             return env.error(name, "contains spaces; paste the value again", entry=account_id)
+        if not (value.isascii() and value.isprintable()):
+            return env.error(
+                name,
+                "contains a control or non-ASCII character, which no Kraken key or secret has; "
+                "paste the value again",
+                entry=account_id,
+            )
     try:
         decoded = base64.b64decode(secret, validate=True)
     except (binascii.Error, ValueError):

@@ -140,7 +140,9 @@ def _account_entry(spec: AccountSpec, outcome: AccountOutcome, data_dir: Path) -
 
 
 def _read_nonce(path: Path) -> int | None:
-    """The nonce file's value, read without its lock (it is replaced atomically, never torn)."""
+    """The nonce file's value, read without its lock (a report must not wait on the daemon). The
+    file is rewritten in place, so a read that lands mid-write can see a partial number; the value
+    is informational only and never used to sign anything."""
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
