@@ -171,7 +171,6 @@ def test_no_import_cycles() -> None:
     assert not cycles
 
 
-@pytest.mark.xfail(reason="benchmarks still import tests/ support code")
 def test_benchmarks_never_import_the_tests() -> None:
     offending = [
         (path.name, target)
