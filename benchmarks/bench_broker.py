@@ -4,7 +4,7 @@
 
 Prints tables:
 1. nonce generation: NonceStore (default: OS file lock, in-place write) vs. with an fsync per
-   nonce (the old default) vs. a bare lock+counter;
+   nonce (fsync_each_nonce=True) vs. a bare lock+counter;
 2. one private call on loopback against the simulator: raw krakenex (with an in-memory
    max(now_ms, last+1) nonce, the least any multi-call client needs) vs. KrakenBroker;
 3. a concurrency campaign (3 accounts x 8 threads, thousands of calls each) and a kill -9
@@ -28,12 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import krakenex
-from tests.broker.conftest import SimAccount, accounts_toml, make_broker, rest_limits_off
-from tests.broker.test_concurrency import start_worker
-from tests.simproc import SimProcess, running_sim
 
+from benchmarks.broker_load import (
+    LoadAccount,
+    accounts_toml,
+    load_broker,
+    rest_limits_off,
+    start_worker,
+)
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.nonce.store import NonceStore, wall_clock_ms
+from kraken_sim.process import SimProcess, running_sim
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -101,7 +106,7 @@ def bench_nonces(count: int) -> None:
                 return None
 
         print(row("NonceStore: locks + in-place write (default)", timed(take(fast), count)))
-        print(row("NonceStore: locks + fsync'd write (old default)", timed(take(durable), count)))
+        print(row("NonceStore: locks + fsync'd write per nonce", timed(take(durable), count)))
         print(row("NonceStore: thread + OS file lock only", timed(lock_only, count)))
         print(row("bare threading.Lock + counter (no file)", timed(bare, count)))
 
@@ -121,10 +126,10 @@ class RawKrakenex(krakenex.API):  # type: ignore[misc]  # krakenex has no type i
 
 def bench_calls(count: int) -> None:
     print(f"\n## One private call (Balance) on loopback, {count} sequential calls each\n")
-    raw_account = SimAccount(name="raw", account_id="USER:raw")
-    broker_account = SimAccount(name="broker", account_id="USER:broker")
-    fsync_account = SimAccount(name="fsync", account_id="USER:fsync")
-    limited_account = SimAccount(name="limited", account_id="USER:limited")
+    raw_account = LoadAccount(name="raw", account_id="USER:raw")
+    broker_account = LoadAccount(name="broker", account_id="USER:broker")
+    fsync_account = LoadAccount(name="fsync", account_id="USER:fsync")
+    limited_account = LoadAccount(name="limited", account_id="USER:limited")
     toml = accounts_toml(raw_account, broker_account, fsync_account, limited_account)
     # The simulator's REST counter is off: sequential calls would fill it and time rejections.
     with (
@@ -134,14 +139,14 @@ def bench_calls(count: int) -> None:
     ):
         data = Path(tmp)
         raw = RawKrakenex(raw_account.key, raw_account.secret, sim.url)
-        broker = make_broker(broker_account, sim, data)
-        fsynced = make_broker(
+        broker = load_broker(broker_account, sim.url, data)
+        fsynced = load_broker(
             fsync_account,
-            sim,
+            sim.url,
             data,
             nonce_store=NonceStore("USER:fsync", data, fsync_each_nonce=True),
         )
-        with_counter = make_broker(limited_account, sim, data, client_rate_limit=True)
+        with_counter = load_broker(limited_account, sim.url, data, client_rate_limit=True)
         variants: list[Callable[[], object]] = [
             lambda: raw.query_private("Balance", timeout=10),
             broker.balances,
@@ -157,12 +162,12 @@ def bench_calls(count: int) -> None:
     print(HEADER)
     print(row("raw krakenex (in-memory nonce)", raw_times))
     print(row("KrakenBroker.balances() (typed, locked)", broker_times))
-    print(row("KrakenBroker.balances(), fsync per nonce (old)", fsync_times))
+    print(row("KrakenBroker.balances(), fsync per nonce", fsync_times))
     print(row("KrakenBroker + REST counter (15 calls, no wait)", counter_times))
     overhead = statistics.median(broker_times) - statistics.median(raw_times)
     fsync_overhead = statistics.median(fsync_times) - statistics.median(raw_times)
-    # Negative: the broker is faster than krakenex itself (http.client with a kept
-    # connection against requests), nonce file, lock, typing and all.
+    # What the broker adds to krakenex's own call: the nonce file and lock, the error table,
+    # the retry policy, the typed and checked reading of the reply.
     print(
         f"\nbroker minus raw krakenex per private call (p50): {overhead:+.0f} µs"
         f" ({fsync_overhead:+.0f} µs with an fsync per nonce); invalid nonces: {invalid};"
@@ -172,9 +177,9 @@ def bench_calls(count: int) -> None:
 
 def bench_concurrency(calls_per_thread: int) -> None:
     accounts = [
-        SimAccount(name="master", account_id="MASTER"),
-        SimAccount(name="daivon", account_id="USER:daivon_frazier"),
-        SimAccount(name="tania", account_id="USER:tania_gilbert"),
+        LoadAccount(name="master", account_id="MASTER"),
+        LoadAccount(name="daivon", account_id="USER:daivon_frazier"),
+        LoadAccount(name="tania", account_id="USER:tania_gilbert"),
     ]
     threads_per_account = 8
     errors: list[str] = []
@@ -183,7 +188,7 @@ def bench_concurrency(calls_per_thread: int) -> None:
         running_sim(accounts_toml(*accounts)) as sim,
         rest_limits_off(sim),
     ):
-        brokers = [make_broker(a, sim, Path(tmp)) for a in accounts]
+        brokers = [load_broker(a, sim.url, Path(tmp)) for a in accounts]
 
         def work(broker: KrakenBroker) -> None:
             for n in range(calls_per_thread):
@@ -215,7 +220,7 @@ def bench_concurrency(calls_per_thread: int) -> None:
 
 def bench_kills(kills: int) -> None:
     rng = random.Random(7)
-    account = SimAccount(name="master", account_id="MASTER")
+    account = LoadAccount(name="master", account_id="MASTER")
     with (
         tempfile.TemporaryDirectory() as tmp,
         running_sim(accounts_toml(account)) as sim,

@@ -137,7 +137,6 @@ def test_sizing_and_config_never_reach_the_kraken_adapter(name: str) -> None:
     assert not [module for module in reached if module.startswith("copytrader.kraken")]
 
 
-@pytest.mark.xfail(reason="kraken: broker <-> orders <-> permissions behind TYPE_CHECKING")
 def test_no_import_cycles() -> None:
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -172,7 +171,6 @@ def test_no_import_cycles() -> None:
     assert not cycles
 
 
-@pytest.mark.xfail(reason="benchmarks still import tests/ support code")
 def test_benchmarks_never_import_the_tests() -> None:
     offending = [
         (path.name, target)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+
+from benchmarks.broker_load import start_worker
 
 from copytrader.domain import OrderType, Side
 from copytrader.errors import KrakenError
@@ -28,7 +28,6 @@ from tests.broker.conftest import (
 )
 from tests.simproc import SimProcess, running_sim
 
-WORKER = Path(__file__).with_name("broker_worker.py")
 THREADS_PER_ACCOUNT = 8
 CALLS_PER_THREAD = 150
 DEADLINE_S = 60.0
@@ -95,20 +94,6 @@ def test_three_accounts_many_threads_never_get_invalid_nonce(tmp_path: Path) -> 
     ]
     for account, broker in zip(accounts, brokers, strict=True):
         assert keys[account.key]["nonce"] == broker.nonce_store.peek()
-
-
-def start_worker(
-    sim: SimProcess, account: SimAccount, data_dir: Path, calls: int, threads: int
-) -> subprocess.Popen[str]:
-    env = {**os.environ, "BROKER_KEY": account.key, "BROKER_SECRET": account.secret}
-    args = [sim.url, str(data_dir), account.account_id, str(calls), str(threads)]
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
 
 
 def finish(worker: subprocess.Popen[str]) -> str:
