@@ -4,18 +4,17 @@ when the daemon dies between writing them `submitting` and sending them."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from decimal import ROUND_DOWN, Decimal, localcontext
 from pathlib import Path
 
 from copytrader.config.credentials import ApiCredentials
-from copytrader.copying.accounts import CopierSettings, UserAccount, UserSizing
+from copytrader.copying.accounts import CopierSettings, CopyTimings, UserAccount, UserSizing
 from copytrader.copying.exchange_index import EarlierRunOrders
 from copytrader.copying.gates import CopyGates
 from copytrader.copying.kill_switch import KILL_SWITCH_FILE_NAME, KillSwitch
 from copytrader.copying.outcomes import CopyOutcomes
-from copytrader.copying.placing import CLOCK_SKEW_S, CopyPlacer
+from copytrader.copying.placing import CopyPlacer
 from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.kraken.models import OrderRequest
@@ -35,11 +34,12 @@ LOT = Decimal("0.00000001")
 
 
 def past_the_start_window(daemon: DaemonProcess) -> None:
-    """Master orders opened within CLOCK_SKEW_S of the daemon's start are first looked up on
-    the exchange (an earlier run may have sent their copies), one lane at a time; only later
-    ones are batched. This is a rule about clock time, so the test lets the time pass."""
+    """Master orders opened within the start-up window (`start_window_s`) of the daemon's start
+    are first looked up on the exchange (an earlier run may have sent their copies), one lane
+    at a time; only later ones are batched. The daemon subprocess runs with the default
+    window (its configuration has no setting for it), so the test lets that time pass."""
     assert daemon.named("daemon.running")
-    time.sleep(CLOCK_SKEW_S + 0.5)
+    time.sleep(CopyTimings().start_window_s + 0.5)
 
 
 def batched(daemon: DaemonProcess, txid: str) -> int:
@@ -149,11 +149,12 @@ def _placer_with_one_batched_copy(
     )
     assert copy is not None
     settings = CopierSettings()
-    outcomes = CopyOutcomes(ledger, {}, observer=None, clock=time.time)
+    outcomes = CopyOutcomes(ledger, {}, settings, observer=None, clock=time.time)
     gates = CopyGates(KillSwitch(data_dir), settings, time.time)
+    earlier_run = EarlierRunOrders(ledger, margin_s=settings.timings.index_margin_s)
     placer = CopyPlacer(
-        ledger, settings, {}, gates, EarlierRunOrders(ledger), outcomes,
-        stop=threading.Event(), run_started_at=now - 60,
+        ledger, settings, {}, gates, earlier_run, outcomes,
+        run_started_at=now - 60, monotonic=time.monotonic,
     )  # fmt: skip
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
