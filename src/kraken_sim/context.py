@@ -1,4 +1,5 @@
-"""State shared by the simulator's request handlers, and Kraken's response envelope."""
+"""State shared by the simulator's request handlers (HTTP, WebSocket and in-process), built from
+an accounts setup, and the JSON encoding of every reply."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from kraken_sim.accounts import AccountsFileError, ApiKeySpec, SimSetup
 from kraken_sim.auth import Authenticator
 from kraken_sim.clock import SimClock
+from kraken_sim.engine import Engine
+from kraken_sim.errors import SimError
 from kraken_sim.faults import FaultBook
 from kraken_sim.matching import OrderObserver
 from kraken_sim.orders import SimOrder, Trade
@@ -21,7 +25,7 @@ from kraken_sim.tokens import WsTokens
 
 
 class Exchange(Protocol):
-    """What the server needs from the engine (sim/engine.py)."""
+    """What the request handlers need from the engine (engine.py)."""
 
     def add_account(
         self, account_id: str, *, balances: Mapping[str, Decimal], tier: str
@@ -42,7 +46,7 @@ class Exchange(Protocol):
 
 @dataclass
 class SimContext:
-    """Everything the request handlers share; lives on the aiohttp app."""
+    """Everything the request handlers share; one per simulated exchange."""
 
     engine: Exchange
     auth: Authenticator
@@ -52,6 +56,32 @@ class SimContext:
     faults: FaultBook = field(default_factory=FaultBook)
     requests: RequestLog = field(default_factory=RequestLog)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def from_setup(
+        cls, setup: SimSetup, *, seed: int | None, clock: SimClock, latency_ms: float = 0.0
+    ) -> SimContext:
+        """A fresh exchange with the setup's accounts, keys and starting prices.
+
+        Raises AccountsFileError for a starting price the engine refuses."""
+        engine = Engine(seed=seed, clock=clock.time)
+        for account in setup.accounts:
+            engine.add_account(account.name, balances=account.balances, tier=account.tier)
+        for pair, price in setup.prices.items():
+            try:
+                engine.set_price(pair, price)
+            except SimError as exc:
+                raise AccountsFileError(f"[prices]: {pair!r}: {exc.error}") from None
+        keys: dict[str, tuple[ApiKeySpec, str]] = {
+            spec.key: (spec, account.tier) for account in setup.accounts for spec in account.keys
+        }
+        return cls(
+            engine=engine,
+            auth=Authenticator(keys, setup.lockout, clock.monotonic),
+            clock=clock,
+            ws_tokens=WsTokens(clock.monotonic),
+            latency_ms=latency_ms,
+        )
 
 
 CONTEXT = web.AppKey("copytrader_sim_context", SimContext)
@@ -63,17 +93,10 @@ def _json_default(value: object) -> object:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+def to_json(payload: object) -> str:
+    """The JSON text of a reply; Decimals become strings, as Kraken sends numbers."""
+    return json.dumps(payload, default=_json_default)
+
+
 def json_response(payload: object, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(payload, default=_json_default),
-        status=status,
-        content_type="application/json",
-    )
-
-
-def kraken_ok(result: object) -> web.Response:
-    return json_response({"error": [], "result": result})
-
-
-def kraken_error(error: str, status: int = 200) -> web.Response:
-    return json_response({"error": [error]}, status=status)
+    return web.Response(text=to_json(payload), status=status, content_type="application/json")

@@ -1,12 +1,17 @@
-"""Test-only control endpoints under /sim/: prices, faults, state, nonces, clock.
+"""Test-only control operations: prices, faults, state, nonces, clock, limits.
 
-JSON in, JSON out. A bad control request is answered with HTTP 400 and
-`{"ok": false, "error": "<why>"}` so a test that misuses one fails loudly.
+One function per operation, on the shared SimContext; served over HTTP under /sim/<name> and
+in-process by `InProcessExchange.control` (and its typed methods), through `run` in both cases.
+JSON in, JSON out. A bad control request is refused with HTTP 400 and
+`{"ok": false, "error": "<why>"}` (in-process: ControlError) so a test that misuses one fails
+loudly.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.parse
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,43 +23,59 @@ from kraken_sim.faults import FaultSpecError, parse_fault
 from kraken_sim.nonces import UINT64_MAX
 
 OK = {"ok": True}
+BAD_REQUEST = 400
+
+Payload = Mapping[str, Any]
+Query = Mapping[str, str]
+Operation = Callable[[SimContext, Payload, Query], dict[str, Any]]
 
 
 class ControlError(Exception):
-    """A control request that cannot be carried out; becomes HTTP 400."""
+    """A control request that cannot be carried out; `status` is its HTTP status."""
+
+    def __init__(self, message: str, status: int = BAD_REQUEST) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def run(
+    context: SimContext, verb: str, name: str, body: bytes, query_string: str
+) -> dict[str, Any]:
+    """One control request, `verb /sim/<name>?<query_string>` with this body; raises
+    ControlError (404 unknown name, 405 wrong verb, 400 bad request)."""
+    found = OPERATIONS.get(name)
+    if found is None:
+        raise ControlError("Not Found", 404)
+    expected_verb, operation = found
+    if verb != expected_verb:
+        raise ControlError("Method Not Allowed", 405)
+    payload = _payload(body) if verb == "POST" else {}
+    query = dict(urllib.parse.parse_qsl(query_string, keep_blank_values=True))
+    return operation(context, payload, query)
 
 
 def add_control_routes(app: web.Application) -> None:
-    routes = [
-        ("POST", "/sim/price", set_price),
-        ("POST", "/sim/fault", arm_fault),
-        ("GET", "/sim/faults", list_faults),
-        ("POST", "/sim/faults/clear", clear_faults),
-        ("GET", "/sim/state", get_state),
-        ("POST", "/sim/nonce", set_nonce),
-        ("GET", "/sim/requests", get_requests),
-        ("POST", "/sim/clock", advance_clock),
-        ("POST", "/sim/lockouts/clear", clear_lockouts),
-        ("POST", "/sim/limits", set_limits),
-    ]
-    for method, path, handler in routes:
-        app.router.add_route(method, path, _guarded(handler))
+    app.router.add_route("*", "/sim/{name:.*}", _handle_control)
 
 
-def _guarded(handler: Any) -> Any:
-    async def guarded(request: web.Request) -> web.Response:
-        try:
-            response: web.Response = await handler(request, request.app[CONTEXT])
-        except ControlError as exc:
-            return json_response({"ok": False, "error": str(exc)}, status=400)
-        return response
-
-    return guarded
-
-
-async def _payload(request: web.Request) -> dict[str, Any]:
+async def _handle_control(request: web.Request) -> web.Response:
+    body = await request.read()
     try:
-        payload = json.loads(await request.read() or b"{}")
+        reply = run(
+            request.app[CONTEXT],
+            request.method,
+            request.match_info["name"],
+            body,
+            request.rel_url.raw_query_string,
+        )
+    except ControlError as exc:
+        return json_response({"ok": False, "error": str(exc)}, status=exc.status)
+    return json_response(reply)
+
+
+def _payload(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body or b"{}")
     except ValueError:
         raise ControlError("body must be JSON") from None
     if not isinstance(payload, dict):
@@ -62,9 +83,8 @@ async def _payload(request: web.Request) -> dict[str, Any]:
     return payload
 
 
-async def set_price(request: web.Request, context: SimContext) -> web.Response:
+def set_price(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
     """{"pair": "XXBTZUSD", "price": "61000"}: fills and triggers whatever the price crosses."""
-    payload = await _payload(request)
     pair = payload.get("pair")
     if not isinstance(pair, str) or not pair:
         raise ControlError("'pair' must be a pair id, altname or wsname")
@@ -78,29 +98,29 @@ async def set_price(request: web.Request, context: SimContext) -> web.Response:
         context.engine.set_price(pair, price)
     except SimError as exc:
         raise ControlError(exc.error) from None
-    return json_response(OK)
+    return dict(OK)
 
 
-async def arm_fault(request: web.Request, context: SimContext) -> web.Response:
-    """{"endpoint": "AddOrder", "kind": "drop_reply", "count": 1, "latency_ms": 0}."""
+def arm_fault(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
+    """{"endpoint": "AddOrder", "kind": "drop_reply", "count": 1}: the spec is in faults.py."""
     try:
-        fault = parse_fault(await _payload(request))
+        fault = parse_fault(dict(payload))
     except FaultSpecError as exc:
         raise ControlError(str(exc)) from None
     context.faults.arm(fault)
-    return json_response(OK)
+    return dict(OK)
 
 
-async def list_faults(request: web.Request, context: SimContext) -> web.Response:
-    return json_response({"faults": context.faults.armed()})
+def list_faults(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
+    return {"faults": context.faults.armed()}
 
 
-async def clear_faults(request: web.Request, context: SimContext) -> web.Response:
+def clear_faults(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
     context.faults.clear()
-    return json_response(OK)
+    return dict(OK)
 
 
-async def get_state(request: web.Request, context: SimContext) -> web.Response:
+def get_state(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
     """The engine's snapshot plus each key's nonce mark, the counters and the armed faults."""
     state = dict(context.engine.state())
     state["keys"] = {
@@ -122,12 +142,11 @@ async def get_state(request: web.Request, context: SimContext) -> web.Response:
     }
     state["faults"] = context.faults.armed()
     state["clock_offset_s"] = context.clock.offset
-    return json_response(state)
+    return state
 
 
-async def set_nonce(request: web.Request, context: SimContext) -> web.Response:
+def set_nonce(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
     """{"key": "user-key", "nonce": 123}: the exchange now remembers this high-water mark."""
-    payload = await _payload(request)
     key_state = context.auth.keys.get(str(payload.get("key")))
     if key_state is None:
         raise ControlError("'key' is not a key of any account")
@@ -137,36 +156,35 @@ async def set_nonce(request: web.Request, context: SimContext) -> web.Response:
     if isinstance(nonce, bool) or not isinstance(nonce, int) or not 0 <= nonce <= UINT64_MAX:
         raise ControlError("'nonce' must be an unsigned 64-bit integer")
     key_state.nonces.reset(nonce)
-    return json_response(OK)
+    return dict(OK)
 
 
-async def get_requests(request: web.Request, context: SimContext) -> web.Response:
+def get_requests(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
     """?key=<api key> (optional): recent private requests, oldest first."""
-    key = request.query.get("key")
-    return json_response({"requests": context.requests.private_requests(key)})
+    key = query.get("key")
+    return {"requests": context.requests.private_requests(key)}
 
 
-async def advance_clock(request: web.Request, context: SimContext) -> web.Response:
+def advance_clock(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
     """{"advance_s": 180}: time passes for rate counters, lockouts, tokens and the engine."""
-    seconds = (await _payload(request)).get("advance_s")
+    seconds = payload.get("advance_s")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         raise ControlError("'advance_s' must be a number of seconds >= 0")
     context.clock.advance(float(seconds))
-    return json_response({"ok": True, "clock_offset_s": context.clock.offset})
+    return {"ok": True, "clock_offset_s": context.clock.offset}
 
 
-async def clear_lockouts(request: web.Request, context: SimContext) -> web.Response:
+def clear_lockouts(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
     context.auth.lockouts.clear()
-    return json_response(OK)
+    return dict(OK)
 
 
-async def set_limits(request: web.Request, context: SimContext) -> web.Response:
+def set_limits(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
     """{"rest": false, "orders": false}: private calls stop counting against the keys' REST
     limits, AddOrder/CancelOrder against the matching engine's per-pair limits (true: again).
 
     For stress tests about something else (nonces under many threads): with a fast client
     every limit would be hit, and moving the clock forward to empty the counters races it."""
-    payload = await _payload(request)
     switches: dict[str, Any] = {n: payload[n] for n in ("rest", "orders") if n in payload}
     if not switches or any(not isinstance(value, bool) for value in switches.values()):
         raise ControlError("give 'rest' and/or 'orders' as true or false")
@@ -174,4 +192,18 @@ async def set_limits(request: web.Request, context: SimContext) -> web.Response:
         context.auth.rest_limits = switches["rest"]
     if "orders" in switches:
         context.engine.order_limits = switches["orders"]
-    return json_response({"ok": True, **switches})
+    return {"ok": True, **switches}
+
+
+OPERATIONS: dict[str, tuple[str, Operation]] = {
+    "price": ("POST", set_price),
+    "fault": ("POST", arm_fault),
+    "faults": ("GET", list_faults),
+    "faults/clear": ("POST", clear_faults),
+    "state": ("GET", get_state),
+    "nonce": ("POST", set_nonce),
+    "requests": ("GET", get_requests),
+    "clock": ("POST", advance_clock),
+    "lockouts/clear": ("POST", clear_lockouts),
+    "limits": ("POST", set_limits),
+}

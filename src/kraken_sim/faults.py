@@ -1,12 +1,47 @@
 """Injected faults: what the next matching requests suffer instead of (or besides) a normal reply.
 
-A fault is armed with `POST /sim/fault` for one method name (or "*" for every public and private
-method) and fires on the next `count` matching requests (-1: until cleared). Faults armed for the
-same method fire in the order they were armed; each request takes at most one fault.
+A fault is armed for one method name (or "*" for every public and private method), over HTTP
+with `POST /sim/fault` or in-process with `InProcessExchange.arm_fault`, and fires on the next
+`count` matching requests (-1: until cleared). Faults armed for the same method fire in the
+order they were armed; each request takes at most one fault, whatever its outcome turns out to be.
+
+The spec is one JSON object:
+
+    {"endpoint": "AddOrder", "kind": "drop_reply", "count": 1}
+    {"endpoint": "Balance", "kind": "latency", "latency_ms": 300}
+    {"endpoint": "OpenOrders", "kind": "mutate", "path": "open.*.vol", "value": "NaN"}
+    {"endpoint": "Balance", "kind": "mutate", "path": "ZUSD", "delete": true}
+    {"endpoint": "AddOrder", "kind": "error_string"}
+
+Kinds, by where they act:
+
+- in front of the exchange (nothing applied, the nonce is not consumed, so re-sending the very
+  same request later is accepted): `refused` (the connection is closed before the request is
+  read; in-process: `requests.ConnectionError` wrapping urllib3's `NewConnectionError`),
+  `http502`, `http520` (a proxy's HTML/text error page), `hang` (no reply ever; in-process:
+  `requests.ReadTimeout`);
+- `latency`: `latency_ms` more, then the request is served normally;
+- Kraken's own errors after authentication (nonce consumed, nothing applied): `unavailable`
+  (EService:Unavailable), `busy` (EService:Busy), `internal` (EGeneral:Internal error);
+- on the reply, after the call was applied: `drop_reply` (the connection is closed with no
+  reply; in-process: `requests.ConnectionError`), `bad_reply` (HTTP 200, a JSON body that is not
+  Kraken's envelope), `mutate` and `error_string` below.
+
+`mutate` changes a successful reply's `result`. `path` is dot-separated and relative to
+`result` ("" is `result` itself); a segment is an object key, a list index, or `*` for every
+member of an object or list. Every node the path reaches is set to `value` (any JSON value;
+Kraken's numbers are strings, so "NaN", "-1" or "1e400" are the interesting ones) or, with
+`"delete": true`, removed. A last segment that names a missing key of an object adds it. A reply
+that is an error, or where the path reaches nothing, goes out unchanged (the fault is still used
+up; the log line `sim.fault_missed` says so).
+
+`error_string` turns the reply's `error` list into one string, its entries joined by ", "
+(`""` for a success, whose `result` stays), as some Kraken endpoints have answered.
 """
 
 from __future__ import annotations
 
+import copy
 import enum
 from dataclasses import dataclass
 from typing import Any
@@ -23,14 +58,17 @@ class FaultKind(enum.Enum):
     HTTP502 = "http502"  # HTTP 502 Bad Gateway from the "proxy", not applied
     HTTP520 = "http520"  # HTTP 520 (Cloudflare's unknown error), not applied
     HANG = "hang"  # no reply ever; not applied
+    REFUSED = "refused"  # the connection is closed before the request is read; not applied
     DROP_REPLY = "drop_reply"  # applied, then the connection is closed with no reply
     INTERNAL = "internal"  # EGeneral:Internal error, not applied
     BAD_REPLY = "bad_reply"  # applied, then HTTP 200 with a body that is not Kraken's envelope
+    MUTATE = "mutate"  # applied, then parts of a successful reply's result are changed
+    ERROR_STRING = "error_string"  # applied, then the reply's error list becomes one string
 
 
 # Faults that happen "in front of" Kraken: the request never reaches authentication, so its
 # nonce is not consumed and re-sending the very same request later is accepted.
-GATEWAY_KINDS = frozenset({FaultKind.HTTP502, FaultKind.HTTP520, FaultKind.HANG})
+GATEWAY_KINDS = frozenset({FaultKind.HTTP502, FaultKind.HTTP520, FaultKind.HANG, FaultKind.REFUSED})
 
 # Faults answered by Kraken itself after authentication (the nonce is consumed).
 ERROR_BY_KIND = {
@@ -50,18 +88,87 @@ class Fault:
     kind: FaultKind
     remaining: int  # -1 = until cleared
     latency_ms: float
+    mutation: Mutation | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        shown: dict[str, Any] = {
             "endpoint": self.endpoint,
             "kind": self.kind.value,
             "count": self.remaining,
             "latency_ms": self.latency_ms,
         }
+        if self.mutation is not None:
+            shown.update(self.mutation.as_json())
+        return shown
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """What a `mutate` fault does to a reply's result: set every node `path` reaches to `value`,
+    or delete them."""
+
+    path: str
+    value: Any = None
+    delete: bool = False
+
+    @property
+    def segments(self) -> list[str]:
+        return self.path.split(".") if self.path else []
+
+    def as_json(self) -> dict[str, Any]:
+        if self.delete:
+            return {"path": self.path, "delete": True}
+        return {"path": self.path, "value": self.value}
+
+    def apply(self, envelope: dict[str, Any]) -> int:
+        """Change `envelope["result"]` in place; returns how many nodes were changed (0: none
+        reached, or the envelope has no result)."""
+        if "result" not in envelope:
+            return 0
+        if not self.segments:
+            if self.delete:
+                del envelope["result"]
+            else:
+                envelope["result"] = copy.deepcopy(self.value)
+            return 1
+        return self._apply(envelope["result"], self.segments)
+
+    def _apply(self, node: Any, segments: list[str]) -> int:
+        head, rest = segments[0], segments[1:]
+        targets: list[Any]
+        if isinstance(node, dict):
+            if head == "*":
+                targets = list(node)
+            elif head in node or (not rest and not self.delete):
+                targets = [head]
+            else:
+                targets = []
+        elif isinstance(node, list):
+            if head == "*":
+                targets = list(range(len(node)))
+            elif head.isdigit() and int(head) < len(node):
+                targets = [int(head)]
+            else:
+                targets = []
+        else:
+            return 0
+        if rest:
+            return sum(self._apply(node[target], rest) for target in targets)
+        for target in reversed(targets):  # list indices stay valid while deleting from the end
+            if self.delete:
+                del node[target]
+            else:
+                node[target] = copy.deepcopy(self.value)
+        return len(targets)
+
+
+_COMMON_FIELDS = {"endpoint", "kind", "count", "latency_ms"}
+_MUTATE_FIELDS = {"path", "value", "delete"}
 
 
 def parse_fault(payload: Any) -> Fault:
-    """Validate a /sim/fault body: {"endpoint", "kind", "count"=1, "latency_ms"=0}."""
+    """Validate a fault spec (the module docstring): {"endpoint", "kind", "count"=1,
+    "latency_ms"=0} plus, for `mutate`, {"path", "value" | "delete": true}."""
     if not isinstance(payload, dict):
         raise FaultSpecError("body must be a JSON object")
     endpoint = payload.get("endpoint")
@@ -80,10 +187,32 @@ def parse_fault(payload: Any) -> Fault:
         raise FaultSpecError("'latency_ms' must be a number >= 0")
     if kind is FaultKind.LATENCY and latency == 0:
         raise FaultSpecError("a latency fault needs 'latency_ms' > 0")
-    unknown = sorted(set(payload) - {"endpoint", "kind", "count", "latency_ms"})
+    allowed = _COMMON_FIELDS | (_MUTATE_FIELDS if kind is FaultKind.MUTATE else set())
+    unknown = sorted(set(payload) - allowed)
     if unknown:
-        raise FaultSpecError(f"unknown field(s): {', '.join(unknown)}")
-    return Fault(endpoint=endpoint, kind=kind, remaining=count, latency_ms=float(latency))
+        raise FaultSpecError(f"unknown field(s) for kind {kind.value!r}: {', '.join(unknown)}")
+    mutation = _parse_mutation(payload) if kind is FaultKind.MUTATE else None
+    return Fault(
+        endpoint=endpoint,
+        kind=kind,
+        remaining=count,
+        latency_ms=float(latency),
+        mutation=mutation,
+    )
+
+
+def _parse_mutation(payload: dict[str, Any]) -> Mutation:
+    path = payload.get("path")
+    if not isinstance(path, str):
+        raise FaultSpecError("a mutate fault needs 'path': dot-separated, relative to 'result'")
+    if path and any(segment == "" for segment in path.split(".")):
+        raise FaultSpecError(f"'path' has an empty segment: {path!r}")
+    delete = payload.get("delete", False)
+    if not isinstance(delete, bool):
+        raise FaultSpecError("'delete' must be true or false")
+    if delete == ("value" in payload):
+        raise FaultSpecError("a mutate fault needs exactly one of 'value' and 'delete': true")
+    return Mutation(path=path, value=copy.deepcopy(payload.get("value")), delete=delete)
 
 
 class FaultBook:

@@ -1,9 +1,8 @@
-"""`copytrader sim`: Kraken's REST API on loopback, in front of the in-memory engine.
+"""The simulator's HTTP server: Kraken's REST API (rest.py), the WebSocket v2 API
+(websocket.py) and the test-only /sim/ control endpoints (control.py) on loopback.
 
-Public methods: GET /0/public/<Method>?query. Private methods: POST /0/private/<Method>,
-authenticated as Kraken does (see auth.py). Every answer is Kraken's envelope
-`{"error": [...], "result": ...}`; nothing a client sends produces a traceback or an HTTP 500.
-Test-only control endpoints live under /sim/ (control.py).
+This module is only the aiohttp transport: it waits, reads the body and delivers what rest.py
+decides, including the faults that need a socket (closing a connection, hanging).
 """
 
 from __future__ import annotations
@@ -21,64 +20,32 @@ import structlog
 from aiohttp import web
 from structlog.typing import EventDict
 
-from kraken_sim import errors
-from kraken_sim.accounts import AccountsFileError, ApiKeySpec, SimSetup, load_accounts_file
-from kraken_sim.auth import METHOD_PERMISSIONS, Authenticator, short_key
+from kraken_sim import errors, rest
+from kraken_sim.accounts import AccountsFileError, load_accounts_file
 from kraken_sim.clock import SimClock
-from kraken_sim.context import (
-    CONTEXT,
-    Exchange,
-    SimContext,
-    json_response,
-    kraken_error,
-    kraken_ok,
-)
+from kraken_sim.context import CONTEXT, SimContext, json_response
 from kraken_sim.control import add_control_routes
-from kraken_sim.engine import Engine
-from kraken_sim.errors import SimError
-from kraken_sim.faults import ERROR_BY_KIND, Fault, FaultKind
-from kraken_sim.reqlog import LoggedRequest
-from kraken_sim.tokens import WsTokens
 from kraken_sim.websocket import add_websocket_routes
-from kraken_sim.wire import parse_body
 
 log = structlog.get_logger("kraken_sim")
 
 SHUTDOWN_GRACE_S = 0.5
 HANG_POLL_S = 0.2
-# Kraken answered POSTs to public endpoints with HTTP 405 after 2024-01-31 (krakenex#139);
-# the body carries the envelope so a client that reads it sees why.
-METHOD_NOT_ALLOWED = 405
-
-
-def build_context(
-    setup: SimSetup, engine: Exchange, clock: SimClock, latency_ms: float
-) -> SimContext:
-    """Wire the accounts' keys to authentication; the engine already knows the accounts."""
-    keys: dict[str, tuple[ApiKeySpec, str]] = {
-        spec.key: (spec, account.tier) for account in setup.accounts for spec in account.keys
-    }
-    auth = Authenticator(keys, setup.lockout, clock.monotonic)
-    return SimContext(
-        engine=engine,
-        auth=auth,
-        clock=clock,
-        ws_tokens=WsTokens(clock.monotonic),
-        latency_ms=latency_ms,
-    )
 
 
 def build_app(context: SimContext) -> web.Application:
     app = web.Application(middlewares=[_never_crash])
     app[CONTEXT] = context
-    app.router.add_route("*", "/0/public/{method}", _handle_public)
-    app.router.add_route("*", "/0/private/{method}", _handle_private)
+    app.router.add_route("*", "/0/{tail:.*}", _handle_api)
     add_control_routes(app)
     add_websocket_routes(app, context)
     return app
 
 
-# --- responses ---------------------------------------------------------------------------------
+def _as_response(reply: rest.ApiReply) -> web.Response:
+    return web.Response(
+        body=reply.body, status=reply.status, content_type=reply.content_type, charset="utf-8"
+    )
 
 
 def _drop_connection(request: web.Request) -> web.Response:
@@ -100,43 +67,44 @@ async def _never_crash(
         if control:
             return json_response({"ok": False, "error": exc.reason}, status=exc.status)
         if exc.status in (404, 405):
-            return kraken_error(errors.UNKNOWN_METHOD, status=exc.status)
-        return kraken_error(errors.BAD_REQUEST, status=exc.status)
+            return _as_response(rest.error_reply(errors.UNKNOWN_METHOD, status=exc.status))
+        return _as_response(rest.error_reply(errors.BAD_REQUEST, status=exc.status))
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("sim.handler_crashed", path=request.path)
         if control:
             return json_response({"ok": False, "error": "internal error"}, status=500)
-        return kraken_error(errors.INTERNAL_ERROR)
+        return _as_response(rest.error_reply(errors.INTERNAL_ERROR))
 
 
-# --- the two API handlers ----------------------------------------------------------------------
-
-
-async def _before_serving(
-    request: web.Request, method: str
-) -> tuple[Fault | None, web.Response | None]:
-    """Global latency, then this request's fault: front-of-exchange faults answer here."""
+async def _handle_api(request: web.Request) -> web.Response:
+    """Every /0/ request: rest.admit, the wait, rest.serve, then delivery."""
     context = request.app[CONTEXT]
-    context.requests.count(method)
-    if context.latency_ms > 0:
-        await asyncio.sleep(context.latency_ms / 1000)
-    fault = context.faults.take(method)
-    if fault is None:
-        return None, None
-    log.info("sim.fault_fired", method=method, kind=fault.kind.value, remaining=fault.remaining)
-    if fault.kind is FaultKind.LATENCY:
-        await asyncio.sleep(fault.latency_ms / 1000)
-    elif fault.kind is FaultKind.HTTP502:
-        return fault, web.Response(status=502, text="<html><body>502 Bad Gateway</body></html>",
-                                   content_type="text/html")  # fmt: skip
-    elif fault.kind is FaultKind.HTTP520:
-        return fault, web.Response(status=520, text="error code: 520", content_type="text/plain")
-    elif fault.kind is FaultKind.HANG:
+    admission = rest.admit(context, request.method, request.path)
+    if admission.delay_s > 0:
+        await asyncio.sleep(admission.delay_s)
+    reply = admission.reply
+    if reply is None:
+        body = await request.read()
+        reply = rest.serve(
+            context,
+            admission,
+            rest.ApiRequest(
+                query_string=request.rel_url.raw_query_string,
+                body=body,
+                content_type=request.headers.get("Content-Type", ""),
+                api_key=request.headers.get("API-Key"),
+                api_sign=request.headers.get("API-Sign"),
+                source=request.remote or "unknown",
+            ),
+        )
+    if reply.delivery is rest.Delivery.HANG:
         await _hang(request, context)
-        return fault, _drop_connection(request)
-    return fault, None
+        return _drop_connection(request)
+    if reply.delivery in (rest.Delivery.DROP, rest.Delivery.REFUSE):
+        return _drop_connection(request)
+    return _as_response(reply)
 
 
 async def _hang(request: web.Request, context: SimContext) -> None:
@@ -147,94 +115,6 @@ async def _hang(request: web.Request, context: SimContext) -> None:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(context.stopping.wait(), HANG_POLL_S)
-
-
-async def _handle_public(request: web.Request) -> web.Response:
-    context = request.app[CONTEXT]
-    method = request.match_info["method"]
-    if request.method != "GET":
-        context.requests.count(method)
-        return kraken_error(errors.UNKNOWN_METHOD, status=METHOD_NOT_ALLOWED)
-    fault, early = await _before_serving(request, method)
-    if early is not None:
-        return early
-    try:
-        if fault is not None and fault.kind in ERROR_BY_KIND:
-            raise SimError(ERROR_BY_KIND[fault.kind])
-        result = context.engine.public(method, dict(request.query))
-    except SimError as exc:
-        context.requests.record_error(exc.error)
-        return _reply(request, fault, kraken_error(exc.error))
-    return _reply(request, fault, kraken_ok(result))
-
-
-async def _handle_private(request: web.Request) -> web.Response:
-    context = request.app[CONTEXT]
-    method = request.match_info["method"]
-    if request.method != "POST":
-        context.requests.count(method)
-        return kraken_error(errors.UNKNOWN_METHOD, status=METHOD_NOT_ALLOWED)
-    if method not in METHOD_PERMISSIONS:
-        context.requests.count(method)
-        context.requests.record_error(errors.UNKNOWN_METHOD)
-        return kraken_error(errors.UNKNOWN_METHOD)
-    fault, early = await _before_serving(request, method)
-    if early is not None:
-        return early
-    body = await request.read()
-    params = parse_body(request.headers.get("Content-Type", ""), body)
-    api_key = request.headers.get("API-Key")
-    account: str | None = None
-    error: str | None = None
-    result: object = None
-    try:
-        key_state = context.auth.authenticate(
-            method=method,
-            urlpath=request.path,
-            api_key=api_key,
-            api_sign=request.headers.get("API-Sign"),
-            body=body,
-            params=params,
-            source=request.remote or "unknown",
-        )
-        account = key_state.account
-        if fault is not None and fault.kind in ERROR_BY_KIND:
-            raise SimError(ERROR_BY_KIND[fault.kind])
-        if method == "GetWebSocketsToken":
-            result = context.ws_tokens.issue(account)
-        else:
-            assert params is not None  # authenticate() rejects unparseable bodies
-            result = context.engine.private(account, method, params)
-    except SimError as exc:
-        error = exc.error
-    nonce = params.get("nonce") if params is not None else None
-    context.requests.record_private(
-        LoggedRequest(
-            time=context.clock.time(),
-            key=api_key if api_key in context.auth.keys else None,
-            account=account,
-            method=method,
-            nonce=None if nonce is None else str(nonce),
-            error=error,
-            fault=None if fault is None else fault.kind.value,
-        )
-    )
-    if error is not None:
-        context.requests.record_error(error)
-        log.debug("sim.private_rejected", method=method, account=account, error=error,
-                  key_hint=short_key(api_key or ""))  # fmt: skip
-        return _reply(request, fault, kraken_error(error))
-    return _reply(request, fault, kraken_ok(result))
-
-
-def _reply(request: web.Request, fault: Fault | None, response: web.Response) -> web.Response:
-    """The answer, unless a drop_reply fault eats it or a bad_reply fault garbles it (whatever
-    the outcome was)."""
-    if fault is not None and fault.kind is FaultKind.DROP_REPLY:
-        return _drop_connection(request)
-    if fault is not None and fault.kind is FaultKind.BAD_REPLY:
-        return web.json_response({"unexpected": True})
-    return response
 
 
 # --- process entry point -----------------------------------------------------------------------
@@ -261,18 +141,6 @@ def _configure_logging() -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
-
-
-def _make_engine(setup: SimSetup, seed: int | None, clock: SimClock) -> Exchange:
-    engine = Engine(seed=seed, clock=clock.time)
-    for account in setup.accounts:
-        engine.add_account(account.name, balances=account.balances, tier=account.tier)
-    for pair, price in setup.prices.items():
-        try:
-            engine.set_price(pair, price)
-        except SimError as exc:
-            raise AccountsFileError(f"[prices]: {pair!r}: {exc.error}") from None
-    return engine
 
 
 async def _serve(context: SimContext, host: str, port: int) -> int:
@@ -309,12 +177,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     clock = SimClock()
     try:
         setup = load_accounts_file(Path(args.accounts))
-        engine = _make_engine(setup, args.seed, clock)
+        context = SimContext.from_setup(
+            setup, seed=args.seed, clock=clock, latency_ms=float(args.latency_ms)
+        )
     except AccountsFileError as exc:
         sys.stderr.write(f"copytrader sim: {args.accounts}: {exc}\n"
                          if str(exc).startswith("[") else f"copytrader sim: {exc}\n")  # fmt: skip
         return 2
-    context = build_context(setup, engine, clock, float(args.latency_ms))
     try:
         return asyncio.run(_serve(context, args.host, args.port))
     except KeyboardInterrupt:  # only where signal handlers are not available

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from kraken_sim.clock import SimClock
+from kraken_sim.inprocess import InProcessExchange
 from tests.sim.kraken_http import RawClient
 from tests.simproc import SimProcess, new_secret, running_sim
 
@@ -127,3 +129,32 @@ def sim(sim_process: SimProcess) -> Iterator[SimProcess]:
 
 def client(sim: SimProcess, key: Key) -> RawClient:
     return RawClient(sim.url, key.key, key.secret)
+
+
+BASE_URL = "http://kraken.test"
+
+
+@dataclass
+class Sleeps:
+    """An injected sleep that only records how long it was asked to wait."""
+
+    asked: list[float] = field(default_factory=list)
+
+    def __call__(self, seconds: float) -> None:
+        self.asked.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def exchange(sleeps: Sleeps) -> InProcessExchange:
+    """A fresh in-process exchange with the session's accounts, on a frozen clock; latency is
+    recorded by `sleeps`, never waited."""
+    return InProcessExchange(ACCOUNTS_TOML, seed=7, clock=SimClock.frozen(), sleep=sleeps)
+
+
+def inprocess_client(exchange: InProcessExchange, key: Key) -> RawClient:
+    return RawClient(BASE_URL, key.key, key.secret, session=exchange.session(BASE_URL))

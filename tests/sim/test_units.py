@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 
 import pytest
 
@@ -205,9 +206,88 @@ def test_fault_book_counts_down_and_matches_star() -> None:
         ({"endpoint": "AddOrder", "kind": "latency"}, "latency_ms"),
         ({"endpoint": "AddOrder", "kind": "busy", "latency_ms": -1}, "latency_ms"),
         ({"endpoint": "AddOrder", "kind": "busy", "when": 1}, "unknown field"),
+        ({"endpoint": "AddOrder", "kind": "busy", "path": "txid"}, "unknown field"),
+        ({"endpoint": "OpenOrders", "kind": "mutate", "value": 1}, "needs 'path'"),
+        ({"endpoint": "OpenOrders", "kind": "mutate", "path": "open..vol", "value": 1}, "empty"),
+        ({"endpoint": "OpenOrders", "kind": "mutate", "path": "open"}, "exactly one"),
+        (
+            {"endpoint": "OpenOrders", "kind": "mutate", "path": "x", "value": 1, "delete": True},
+            "exactly one",
+        ),
+        ({"endpoint": "OpenOrders", "kind": "mutate", "path": "x", "delete": "yes"}, "'delete'"),
     ],
 )
 def test_bad_fault_specs_are_refused(payload: object, message: str) -> None:
     """A /sim/fault body that does not describe a fault is refused with the reason."""
     with pytest.raises(FaultSpecError, match=message):
         parse_fault(payload)
+
+
+ORDERS = {"open": {"O1": {"vol": "1.0", "descr": {"price": "5"}}, "O2": {"vol": "2.0"}}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "changed", "result"),
+    [
+        (
+            {"path": "open.*.vol", "value": "NaN"},
+            2,
+            {"open": {"O1": {"vol": "NaN", "descr": {"price": "5"}}, "O2": {"vol": "NaN"}}},
+        ),
+        (
+            {"path": "open.O1.descr.price", "value": None},
+            1,
+            {"open": {"O1": {"vol": "1.0", "descr": {"price": None}}, "O2": {"vol": "2.0"}}},
+        ),
+        (
+            {"path": "open.O2.extra", "value": [1]},
+            1,
+            {"open": {"O1": {"vol": "1.0", "descr": {"price": "5"}}, "O2": {"vol": "2.0",
+                                                                          "extra": [1]}}},
+        ),  # fmt: skip
+        ({"path": "open.*.vol", "delete": True}, 2,
+         {"open": {"O1": {"descr": {"price": "5"}}, "O2": {}}}),  # fmt: skip
+        ({"path": "open.O9.vol", "value": "0"}, 0, ORDERS),
+        ({"path": "open.*.descr.missing", "delete": True}, 0, ORDERS),
+        ({"path": "", "value": "garbage"}, 1, "garbage"),
+    ],
+)
+def test_mutation_sets_or_deletes_what_the_path_reaches(
+    spec: dict[str, object], changed: int, result: object
+) -> None:
+    """A mutate path walks keys and `*` from `result`; a missing last key is added by a set but
+    not by a delete; a missing middle key reaches nothing."""
+    fault = parse_fault({"endpoint": "OpenOrders", "kind": "mutate", **spec})
+    assert fault.mutation is not None
+    envelope: dict[str, object] = {"error": [], "result": copy.deepcopy(ORDERS)}
+    assert fault.mutation.apply(envelope) == changed
+    assert envelope == {"error": [], "result": result}
+
+
+def test_mutation_walks_lists_by_index_and_star() -> None:
+    """On a list, a segment is an index (out of range reaches nothing) or `*` for every item."""
+    fault = parse_fault({"endpoint": "AddOrder", "kind": "mutate", "path": "txid.*", "value": ""})
+    assert fault.mutation is not None
+    envelope: dict[str, object] = {"error": [], "result": {"txid": ["A", "B"]}}
+    assert fault.mutation.apply(envelope) == 2
+    assert envelope["result"] == {"txid": ["", ""]}
+    first = parse_fault({"endpoint": "AddOrder", "kind": "mutate", "path": "txid.0",
+                         "delete": True}).mutation  # fmt: skip
+    assert first is not None
+    assert first.apply(envelope) == 1
+    assert envelope["result"] == {"txid": [""]}
+    assert first.apply({"error": [], "result": {"txid": []}}) == 0
+
+
+def test_mutate_fault_is_listed_with_its_spec() -> None:
+    """An armed mutate fault shows its path and value (or delete) beside the common fields."""
+    book = FaultBook()
+    book.arm(parse_fault({"endpoint": "Balance", "kind": "mutate", "path": "ZUSD", "value": "-1"}))
+    book.arm(parse_fault({"endpoint": "Balance", "kind": "mutate", "path": "ZUSD",
+                          "delete": True, "count": 2}))  # fmt: skip
+    assert book.armed() == [
+        {"endpoint": "Balance", "kind": "mutate", "count": 1, "latency_ms": 0.0, "path": "ZUSD",
+         "value": "-1"},
+        {"endpoint": "Balance", "kind": "mutate", "count": 2, "latency_ms": 0.0, "path": "ZUSD",
+         "delete": True},
+    ]  # fmt: skip
