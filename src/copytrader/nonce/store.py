@@ -86,33 +86,40 @@ _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class _FullDisks:
-    """The data folders whose disk is full, as this process last found them: each condition is
-    logged once when it starts and once when it ends, whichever account's write sees it."""
+    """The accounts whose nonce writes found the disk full, by data folder: the condition of a
+    folder starts with the first such account and ends when none is left (a file written in
+    place can go through on a full disk while another account's new file cannot), so it is
+    logged once each way, however many accounts and threads see it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._full: set[Path] = set()
+        self._failing: dict[Path, set[str]] = {}
 
     def hit(self, folder: Path, account_id: str, exc: OSError) -> None:
         with self._lock:
-            if folder in self._full:
-                return
-            self._full.add(folder)
-        log.error(
-            "nonce.disk_full",
-            message=f"cannot write nonce files in {folder}: the disk is full ({exc.strerror});"
-            " private calls wait until there is space again",
-            data_dir=str(folder),
-            account=account_id,
-        )
+            failing = self._failing.setdefault(folder, set())
+            started = not failing
+            failing.add(account_id)
+        if started:
+            log.error(
+                "nonce.disk_full",
+                message=f"cannot write nonce files in {folder}: the disk is full"
+                f" ({exc.strerror}); private calls wait until there is space again",
+                data_dir=str(folder),
+                account=account_id,
+            )
 
-    def written(self, folder: Path) -> None:
-        if folder not in self._full:  # the usual case: no lock taken
+    def written(self, folder: Path, account_id: str) -> None:
+        if folder not in self._failing:  # the usual case: no lock taken
             return
         with self._lock:
-            if folder not in self._full:
+            failing = self._failing.get(folder)
+            if failing is None or account_id not in failing:
                 return
-            self._full.discard(folder)
+            failing.discard(account_id)
+            if failing:
+                return
+            del self._failing[folder]
         log.info(
             "nonce.disk_full_recovered",
             message=f"nonce files in {folder} can be written again",
@@ -455,7 +462,7 @@ class NonceStore:
                 _overwrite_fd(main_fd, value, main_size)
         except OSError as exc:
             raise self._write_error(exc) from exc
-        _FULL_DISKS.written(self.data_dir)
+        _FULL_DISKS.written(self.data_dir, self.account_id)
 
     def _write(self, path: Path, value: int) -> None:
         if self._fsync_each_nonce:
