@@ -333,9 +333,8 @@ class Copier:
             step()
         except LedgerError as error:
             _state_moved(copy.master_txid, user_id, error)
-        except DiskFullError:
-            # Reported once by the ledger or the nonce store; every lane waits alike.
-            self._stop.wait(self._timings.disk_full_retry_s)
+        except DiskFullError as error:
+            self._wait_for_disk(user_id, copy, error)
         except Exception as error:  # noqa: BLE001 - ends this one copy, loudly
             self._end_after_bug(user_id, copy, error, master)
 
@@ -352,8 +351,18 @@ class Copier:
             self._resolver.after_unexpected_error(self._users[user_id], master, copy, error)
         except LedgerError as moved:
             _state_moved(copy.master_txid, user_id, moved)
-        except DiskFullError:
-            self._stop.wait(self._timings.disk_full_retry_s)
+        except DiskFullError as full:
+            self._wait_for_disk(user_id, copy, full)
+
+    def _wait_for_disk(self, user_id: str, copy: CopyRecord, error: DiskFullError) -> None:
+        # Reported once by the ledger or the nonce store; every lane waits alike, uncounted.
+        log.debug(
+            "copy.waits_for_disk",
+            message=f"copy of {copy.master_txid} for {user_id} waits for disk space: {error}",
+            master_txid=copy.master_txid,
+            user=user_id,
+        )
+        self._stop.wait(self._timings.disk_full_retry_s)
 
 
 def _state_moved(master_txid: str, user_id: str, error: LedgerError) -> None:

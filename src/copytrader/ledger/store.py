@@ -161,12 +161,13 @@ class LedgerStore:
                 self._writing_thread = None
 
     def limit_size(self, pages: int | None) -> int:
-        """Cap the ledger file at `pages` database pages (SQLite's `max_page_count`; None lifts
-        the cap); returns the cap in force, never below the file's current size. A write that
-        needs more pages fails exactly as on a full disk, with SQLite's own "database or disk is
-        full": the test hook for that condition, which no test can make of a real disk."""
+        """Cap the ledger file at `pages` (at least 1) database pages (SQLite's
+        `max_page_count`; None lifts the cap); returns the cap in force, never below the file's
+        current size. A write that needs more pages fails exactly as on a full disk, with
+        SQLite's own "database or disk is full": the test hook for that condition, which no
+        test can make of a real disk."""
         with self._holding_write_lock() as db:
-            wanted = NO_PAGE_LIMIT if pages is None else pages
+            wanted = NO_PAGE_LIMIT if pages is None else max(1, pages)
             return int(db.execute(f"PRAGMA max_page_count = {int(wanted)}").fetchall()[0][0])
 
     @contextmanager
