@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,9 @@ class BuggyBroker:
         self.broker.settle(seconds)
 
 
-def events(logs: list[dict[str, Any]], name: str, **fields: object) -> list[dict[str, Any]]:
+def events(
+    logs: Sequence[Mapping[str, Any]], name: str, **fields: object
+) -> list[Mapping[str, Any]]:
     return [
         e for e in logs if e["event"] == name and all(e.get(k) == v for k, v in fields.items())
     ]

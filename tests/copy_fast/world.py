@@ -200,10 +200,10 @@ def make_broker(exchange: Any, account: SimAccount, data_dir: Path) -> KrakenBro
             account.account_id, account.credentials, api_url=exchange.url, data_dir=data_dir,
             timeout_s=5.0, retry_waits=False, client_rate_limit=False,
         )  # fmt: skip
+    seam: dict[str, Any] = {"transport": exchange.adapter()}
     return KrakenBroker(
         account.account_id, account.credentials, api_url=BASE_URL, data_dir=data_dir,
-        timeout_s=5.0, retry_waits=False, client_rate_limit=False,
-        transport=exchange.adapter(),
+        timeout_s=5.0, retry_waits=False, client_rate_limit=False, **seam,
     )  # fmt: skip
 
 
