@@ -137,7 +137,6 @@ def test_sizing_and_config_never_reach_the_kraken_adapter(name: str) -> None:
     assert not [module for module in reached if module.startswith("copytrader.kraken")]
 
 
-@pytest.mark.xfail(reason="kraken: broker <-> orders <-> permissions behind TYPE_CHECKING")
 def test_no_import_cycles() -> None:
     index: dict[str, int] = {}
     low: dict[str, int] = {}

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import pickle
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
+import requests
+import urllib3
 
 from copytrader.config.credentials import ApiCredentials, SecretStr
+from copytrader.domain import OrderType, Side
 from copytrader.errors import (
     AccountUnusableError,
+    BadReplyError,
     KrakenError,
     NonceRejectedError,
     OrderRejectedError,
@@ -16,14 +25,15 @@ from copytrader.errors import (
     RateLimitedError,
     RetryLaterError,
 )
+from copytrader.kraken.broker import KrakenBroker
 from copytrader.kraken.errors import (
     class_for,
     error_from_strings,
     error_from_transport,
     throttled_until,
 )
-from copytrader.kraken.signing import sign
-from copytrader.kraken.transport import HttpStatusError, NoReplyError, NotSentError, TransportError
+from copytrader.kraken.models import OrderRequest
+from tests.broker.scripted import SCRIPTED_URL, ScriptedTransport, reply
 
 # Kraken's documented example (reference kraken-api.md §1).
 VECTOR_SECRET = (
@@ -34,18 +44,40 @@ VECTOR_SIGN = (
 )
 
 
-def test_signature_matches_krakens_documented_example() -> None:
-    """Our signer reproduces the API-Sign of Kraken's AddOrder example."""
-    data = {
-        "nonce": "1616492376594",
-        "ordertype": "limit",
-        "pair": "XBTUSD",
-        "price": "37500",
-        "type": "buy",
-        "volume": "1.25",
-    }
-    secret = ApiCredentials("key", VECTOR_SECRET).decoded_secret()
-    assert sign(secret, "/0/private/AddOrder", data) == VECTOR_SIGN
+def kraken_sign(secret_b64: str, urlpath: str, nonce: str, body: str) -> str:
+    """Kraken's API-Sign, written from its documentation (independent of krakenex):
+    base64(HMAC-SHA512(base64-decoded secret, path + SHA256(nonce + body)))."""
+    digest = hashlib.sha256((nonce + body).encode()).digest()
+    mac = hmac.new(base64.b64decode(secret_b64), urlpath.encode() + digest, hashlib.sha512)
+    return base64.b64encode(mac.digest()).decode()
+
+
+def test_the_reference_signature_matches_krakens_documented_example() -> None:
+    body = "nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"
+    assert kraken_sign(VECTOR_SECRET, "/0/private/AddOrder", "1616492376594", body) == VECTOR_SIGN
+
+
+def test_the_broker_sends_krakens_signature_of_the_exact_body(tmp_path: Path) -> None:
+    """The API-Sign krakenex sends for our AddOrder is Kraken's signature of the body sent."""
+    transport = ScriptedTransport(lambda _: reply({"txid": ["OABC"], "descr": {"order": "x"}}))
+    broker = KrakenBroker(
+        "MASTER",
+        ApiCredentials("key", VECTOR_SECRET),
+        api_url=SCRIPTED_URL,
+        data_dir=tmp_path,
+        transport=transport,
+        client_rate_limit=False,
+    )
+    order = OrderRequest(
+        pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT,
+        volume=Decimal("1.25"), price=Decimal("37500"), userref=7,
+    )  # fmt: skip
+    assert broker.add_order(order).txids == ("OABC",)
+    (call,) = transport.calls
+    assert call.fields == {**order.to_params(), "nonce": call.fields["nonce"]}
+    assert call.headers["API-Key"] == "key"
+    expected = kraken_sign(VECTOR_SECRET, call.path, call.fields["nonce"], call.body)
+    assert call.headers["API-Sign"] == expected
 
 
 @pytest.mark.parametrize(
@@ -129,26 +161,46 @@ def test_throttle_deadline_is_read() -> None:
     assert throttled_until(KrakenError("x")) is None
 
 
+def _http_error(status: int) -> requests.HTTPError:
+    """What krakenex raises for a reply whose status is not 200/201/202."""
+    response = requests.Response()
+    response.status_code = status
+    return requests.HTTPError(f"{status}", response=response)
+
+
+def _maybe_received(inner: BaseException) -> requests.ConnectionError:
+    return requests.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.", inner))
+
+
+def _refused() -> requests.ConnectionError:
+    refused = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    return requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", refused))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("exc", "is_write", "cls"),
     [
-        (NoReplyError("no reply (ReadTimeoutError)", timed_out=True), False, RetryLaterError),
-        (NoReplyError("no reply (ReadTimeoutError)", timed_out=True), True, OutcomeUnknownError),
-        (NotSentError("connection failed (NewConnectionError)"), True, RetryLaterError),
-        (NoReplyError("no reply (ProtocolError)", timed_out=False), True, OutcomeUnknownError),
-        (NoReplyError("no reply (ProtocolError)", timed_out=False), False, RetryLaterError),
-        (HttpStatusError(502), True, OutcomeUnknownError),
-        (HttpStatusError(520), True, OutcomeUnknownError),
-        (HttpStatusError(503), False, RetryLaterError),
-        (HttpStatusError(429), True, RateLimitedError),
-        (HttpStatusError(404), False, KrakenError),
+        (requests.ReadTimeout("read timed out"), False, RetryLaterError),
+        (requests.ReadTimeout("read timed out"), True, OutcomeUnknownError),
+        (requests.ConnectTimeout("connect timed out"), True, RetryLaterError),
+        (_refused(), True, RetryLaterError),
+        (requests.exceptions.ProxyError("proxy refused"), True, RetryLaterError),
+        (_maybe_received(ConnectionResetError()), True, OutcomeUnknownError),
+        (_maybe_received(ConnectionResetError()), False, RetryLaterError),
+        (requests.exceptions.ChunkedEncodingError("cut"), True, OutcomeUnknownError),
+        (requests.exceptions.SSLError("bad record mac"), True, OutcomeUnknownError),
+        (_http_error(502), True, OutcomeUnknownError),
+        (_http_error(520), True, OutcomeUnknownError),
+        (_http_error(503), False, RetryLaterError),
+        (_http_error(429), True, RateLimitedError),
+        (_http_error(404), False, KrakenError),
         (ValueError("not json"), True, OutcomeUnknownError),
+        (ValueError("not json"), False, BadReplyError),
     ],
 )
-def test_transport_failures(
-    exc: TransportError | ValueError, is_write: bool, cls: type[KrakenError]
-) -> None:
-    """A lost reply is 'retry later' for reads but 'outcome unknown' for writes, unless unsent."""
+def test_transport_failures(exc: Exception, is_write: bool, cls: type[KrakenError]) -> None:
+    """A lost reply is 'retry later' for reads but 'outcome unknown' for writes, unless it is
+    known not to have been sent; an SSL error outside the handshake counts as maybe received."""
     error = error_from_transport(
         exc, account="MASTER", method="AddOrder", is_write=is_write, timeout_s=10
     )

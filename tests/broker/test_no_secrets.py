@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import io
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 import structlog
+from requests import Response
+from requests.adapters import HTTPAdapter
 
 from copytrader.domain import OrderType, Side
 from copytrader.errors import KrakenError
+from copytrader.kraken.api import account_api
 from copytrader.kraken.models import OrderRequest
-from copytrader.kraken.signing import USER_AGENT
-from copytrader.kraken.transport import HttpReply, HttpTransport
 from copytrader.nonce.store import wall_clock_ms
 from tests import secretscan
 from tests.broker.conftest import SimAccount, accounts_toml, make_broker
@@ -44,17 +47,17 @@ def _log_sink() -> Iterator[io.StringIO]:
         secretscan.record_output("broker secret workload logs", sink.getvalue())
 
 
-class SignatureRecordingTransport(HttpTransport):
+class SignatureRecordingTransport(HTTPAdapter):
     """The real transport, also keeping each API-Sign it sends (to look for it afterwards)."""
 
-    def __init__(self, base_url: str, signatures: list[str]) -> None:
-        super().__init__(base_url, user_agent=USER_AGENT)
+    def __init__(self, signatures: list[str]) -> None:
+        super().__init__(max_retries=0)
         self.signatures = signatures
 
-    def post(self, path: str, body: str, headers: Mapping[str, str], timeout_s: float) -> HttpReply:
-        if "API-Sign" in headers:
-            self.signatures.append(headers["API-Sign"])
-        return super().post(path, body, headers, timeout_s)
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        if "API-Sign" in request.headers:
+            self.signatures.append(str(request.headers["API-Sign"]))
+        return super().send(request, *args, **kwargs)
 
 
 def describe(exc: BaseException) -> str:
@@ -66,8 +69,9 @@ def workload(sim: SimProcess, good: SimAccount, reader: SimAccount, data: Path) 
     """Successes, lost replies, 5xx, timeouts, nonce jumps, bad keys, permissions, lockouts."""
     seen: list[str] = []
     signatures: list[str] = []
-    broker = make_broker(good, sim, data, timeout_s=0.3)
-    broker._api.transport = SignatureRecordingTransport(sim.url, signatures)
+    broker = make_broker(
+        good, sim, data, timeout_s=0.3, transport=SignatureRecordingTransport(signatures)
+    )
     order = OrderRequest(
         pair="XBTUSD", side=Side.BUY, order_type=OrderType.LIMIT,
         volume=Decimal("0.01"), price=Decimal("50000"),
@@ -99,10 +103,11 @@ def workload(sim: SimProcess, good: SimAccount, reader: SimAccount, data: Path) 
     read_only = make_broker(reader, sim, data)
     attempt(lambda: read_only.add_order(order))
     attempt(read_only.websocket_token)
-    seen.append(repr(read_only.check_permissions(order_pair="XBTUSD")))
-    for thing in (broker, read_only, broker.nonce_store, good.credentials, broker._api):
-        seen.extend([repr(thing), str(thing)])
-    seen.append(repr(vars(broker._api)))
+    api = account_api(good.credentials, sim.url)
+    for thing in (broker, read_only, broker.nonce_store, good.credentials, api, api.secret):
+        seen.extend([repr(thing), str(thing), f"{thing}"])
+    seen.append(repr(vars(api)))
+    api.close()
     assert len(signatures) >= 5
     secretscan.record_output("broker secret workload", "\n".join(seen))
     return seen + [f"SIGNATURE:{s}" for s in signatures]

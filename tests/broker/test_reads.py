@@ -141,17 +141,6 @@ def test_websocket_token(broker: KrakenBroker) -> None:
     assert len(token) > 10
 
 
-def test_permissions_report_of_a_read_only_key(
-    shared_sim: tuple[SimProcess, SimAccount, SimAccount], tmp_path: Path
-) -> None:
-    """A key with query permissions only reports funds and orders yes, trading and WS no."""
-    sim, _, reader = shared_sim
-    report = make_broker(reader, sim, tmp_path).check_permissions(order_pair="XBTUSD")
-    assert (report.query_funds, report.query_orders) == (True, True)
-    assert (report.websocket, report.create_orders) == (False, False)
-    assert any("EGeneral:Permission denied" in p for p in report.problems)
-
-
 def test_read_times_out_then_succeeds(master: SimAccount, sim: SimProcess, tmp_path: Path) -> None:
     """A hanging read is cut by the call timeout and retried; persistent hangs give RetryLater."""
     quick = make_broker(master, sim, tmp_path / "data", timeout_s=0.3)

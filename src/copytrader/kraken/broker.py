@@ -25,16 +25,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import requests
 import structlog
 import tenacity
+import urllib3.exceptions
+from requests.adapters import BaseAdapter
 from tenacity import RetryCallState
 
 from copytrader.config.credentials import ApiCredentials
 from copytrader.domain import RateTier
 from copytrader.errors import (
     AccountUnusableError,
+    BadReplyError,
     ConfigError,
     KrakenError,
     NonceRejectedError,
@@ -42,7 +46,8 @@ from copytrader.errors import (
     RateLimitedError,
     RetryLaterError,
 )
-from copytrader.kraken import orders, permissions
+from copytrader.kraken import orders
+from copytrader.kraken.api import account_api, no_nonce_outside_the_lock, public_api
 from copytrader.kraken.errors import (
     TEMPORARY_LOCKOUT,
     error_from_strings,
@@ -50,16 +55,20 @@ from copytrader.kraken.errors import (
     has_error,
     is_error,
 )
+from copytrader.kraken.http import transport_prefix
 from copytrader.kraken.models import (
+    MAX_COUNT,
     AddOrderResult,
     AssetBalance,
+    BadNumberError,
     ClosedOrdersPage,
     Order,
     OrderRequest,
     PairInfo,
-    PermissionReport,
     Ticker,
     TradeBalance,
+    to_decimal,
+    to_int,
 )
 from copytrader.kraken.pairs import PairCache
 from copytrader.kraken.ratelimit import KeyRateState, rate_state_for, rest_cost
@@ -73,16 +82,20 @@ from copytrader.kraken.retry import (
     transient_retrying,
     wait_unless_stopped,
 )
-from copytrader.kraken.signing import SigningApi, no_nonce_outside_the_lock, public_api
-from copytrader.kraken.transport import TransportError
 from copytrader.nonce.store import NonceStore
 
 log = structlog.get_logger(__name__)
 
 QUERY_ORDERS_BATCH = 50
+_Parsed = TypeVar("_Parsed")
 # Errors after which the key will not start working by itself: stop sending for a while, since
 # Kraken answers repeated failures like these with a lockout.
 _COOLDOWN_ERRORS = (TEMPORARY_LOCKOUT, "EAPI:Invalid key", "EAPI:Invalid signature")
+# The connect part of every call's timeout is at most this (the read part is `timeout_s`): a
+# connection that is not made in time was never sent, so failing it early costs nothing.
+CONNECT_TIMEOUT_S = 5.0
+# What krakenex lets through when an HTTP exchange fails (ValueError: a body that is not JSON).
+_TRANSPORT_FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, ValueError)
 
 
 class KrakenBroker:
@@ -101,16 +114,20 @@ class KrakenBroker:
         client_rate_limit: bool = True,
         nonce_store: NonceStore | None = None,
         stop: threading.Event | None = None,
+        transport: BaseAdapter | None = None,
     ) -> None:
+        """`transport`: a requests adapter that answers every call under `api_url` instead of
+        the network (tests, the in-process simulator); it stays the caller's to close."""
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive: every call needs a timeout")
         try:
-            secret = credentials.decoded_secret()
+            credentials.decoded_secret()  # krakenex decodes it itself each time it signs
         except ValueError as exc:
             raise ConfigError(str(exc), entry=account_id, field="API secret") from None
         self.account_id = account_id
         self.api_url = api_url.rstrip("/")
         self.timeout_s = timeout_s
+        self._timeout = (min(timeout_s, CONNECT_TIMEOUT_S), timeout_s)
         self.retry_waits = retry_waits
         # Set by SIGTERM in the daemon: every wait below ends early, and no retry follows.
         self.stop_event = stop
@@ -118,8 +135,9 @@ class KrakenBroker:
         if nonce_store is not None and nonce_store.account_id != account_id:
             raise ValueError("the nonce store belongs to another account")
         self._store = nonce_store or NonceStore(account_id, data_dir)
-        self._api = SigningApi(credentials, uri=self.api_url, secret=secret)
-        self._public_api = public_api(self.api_url)
+        self._api = account_api(credentials, self.api_url, transport)
+        self._public_api = public_api(self.api_url, transport)
+        self._transport = transport
         self._public_lock = threading.Lock()
         # None: no client-side REST counter (only for a simulator without limits, and tests).
         self.rate: KeyRateState | None = (
@@ -143,9 +161,12 @@ class KrakenBroker:
         return self._store
 
     def close(self) -> None:
-        """Close the HTTP sessions (the broker must not be used afterwards)."""
-        self._api.close()
-        self._public_api.close()
+        """Close the HTTP sessions (the broker must not be used afterwards). A transport given
+        to the constructor is left open: it is the caller's, and may serve other brokers."""
+        for api in (self._api, self._public_api):
+            if self._transport is not None:
+                api.session.adapters.pop(transport_prefix(self.api_url), None)
+            api.close()
 
     # --- the private call layers ----------------------------------------------------------------
 
@@ -168,8 +189,8 @@ class KrakenBroker:
             self._raise_if_cooling_down()  # another thread may have started a rest meanwhile
             self._api.nonce_source = next_nonce
             try:
-                reply = self._api.query_private(method, data, timeout=self.timeout_s)
-            except (TransportError, ValueError) as exc:
+                reply = self._api.query_private(method, data, timeout=self._timeout)
+            except _TRANSPORT_FAILURES as exc:
                 raise self._transport_error(exc, method, is_write=is_write) from exc
             finally:
                 self._api.nonce_source = no_nonce_outside_the_lock
@@ -185,9 +206,7 @@ class KrakenBroker:
             self._nonce_rejections = 0
         return result
 
-    def _transport_error(
-        self, exc: TransportError | ValueError, method: str, *, is_write: bool
-    ) -> KrakenError:
+    def _transport_error(self, exc: Exception, method: str, *, is_write: bool) -> KrakenError:
         """A failed HTTP exchange as the exception tree says (a write's lost reply: unknown)."""
         return error_from_transport(
             exc, account=self.account_id, method=method, is_write=is_write, timeout_s=self.timeout_s
@@ -213,15 +232,24 @@ class KrakenBroker:
         )
 
     def _result(self, reply: Any, method: str, *, pair: str = "") -> Any:
+        """The `result` of Kraken's envelope, or its `error` raised as the tree says. `error` is
+        a list of strings; a single string is read as one error."""
         if not isinstance(reply, dict):
-            raise KrakenError(f"{method}: reply is not a JSON object", account=self.account_id)
-        errors = [str(e) for e in reply.get("error") or [] if is_error(str(e))]
+            raise BadReplyError(f"{method}: reply is not a JSON object", account=self.account_id)
+        raw_errors = reply.get("error") or []
+        if isinstance(raw_errors, str):
+            raw_errors = [raw_errors]
+        if not isinstance(raw_errors, list) or not all(isinstance(e, str) for e in raw_errors):
+            raise BadReplyError(
+                f"{method}: reply's error is not a list of strings", account=self.account_id
+            )
+        errors = [e for e in raw_errors if is_error(e)]
         if errors:
             error = error_from_strings(errors, account=self.account_id, method=method, pair=pair)
             self._after_error(error)
             raise error
         if "result" not in reply:
-            raise KrakenError(f"{method}: reply has no result", account=self.account_id)
+            raise BadReplyError(f"{method}: reply has no result", account=self.account_id)
         return reply["result"]
 
     def _after_error(self, error: KrakenError) -> None:
@@ -333,24 +361,43 @@ class KrakenBroker:
             raise self.stopped_error(method, stopped) from stopped.last
         raise AssertionError("unreachable")  # tenacity re-raises once the policy gives up
 
-    def _read(self, method: str, params: Mapping[str, str] | None = None) -> Any:
-        """A private read with backoff retries on transient errors."""
-        return self._retried_read(method, lambda: self._private(method, params or {}))
+    def _read(
+        self,
+        method: str,
+        params: Mapping[str, str] | None,
+        parse: Callable[[Any], _Parsed],
+    ) -> _Parsed:
+        """A private read, parsed, with backoff retries on transient errors: a reply that cannot
+        be read (BadReplyError) is asked for again like any other transient failure."""
 
-    def _public(self, method: str, params: Mapping[str, str] | None = None) -> Any:
-        """A public call (separate API object and lock: it never waits for the nonce lock)."""
+        def call() -> _Parsed:
+            raw = self._private(method, params or {})
+            return self._parsed(method, raw, parse)
 
-        def call() -> Any:
+        result: _Parsed = self._retried_read(method, call)
+        return result
+
+    def _public(
+        self,
+        method: str,
+        params: Mapping[str, str] | None,
+        parse: Callable[[Any], _Parsed],
+    ) -> _Parsed:
+        """A public call, parsed and retried like a private read (separate API object and lock:
+        it never waits for the nonce lock)."""
+
+        def call() -> _Parsed:
             with self._public_lock:
                 try:
                     reply = self._public_api.query_public(
-                        method, dict(params or {}), timeout=self.timeout_s
+                        method, dict(params or {}), timeout=self._timeout
                     )
-                except (TransportError, ValueError) as exc:
+                except _TRANSPORT_FAILURES as exc:
                     raise self._transport_error(exc, method, is_write=False) from exc
-            return self._result(reply, method)
+            return self._parsed(method, self._result(reply, method), parse)
 
-        return self._retried_read(method, call)
+        result: _Parsed = self._retried_read(method, call)
+        return result
 
     def stopped_error(self, method: str, stopped: StopRequested) -> RetryLaterError:
         """What a call cut short by the stop raises: retry later (the next start, usually)."""
@@ -363,11 +410,17 @@ class KrakenBroker:
             errors=last.errors,
         )
 
-    def _parsed(self, method: str, parse: Callable[[], Any]) -> Any:
+    def _parsed(self, method: str, raw: Any, parse: Callable[[Any], _Parsed]) -> _Parsed:
+        """`parse(raw)`; a reply that does not fit (a bad number, a missing or mistyped field) is
+        BadReplyError naming the account, the method and the field: never a default."""
         try:
-            return parse()
+            return parse(raw)
+        except BadNumberError as exc:
+            raise BadReplyError(
+                f"{method}: unreadable reply: {exc}", account=self.account_id
+            ) from exc
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise KrakenError(
+            raise BadReplyError(
                 f"{method}: unexpected reply ({type(exc).__name__})", account=self.account_id
             ) from exc
 
@@ -375,31 +428,26 @@ class KrakenBroker:
 
     def balances(self) -> dict[str, Decimal]:
         """Balance: every asset's total, as Decimal."""
-        raw = self._read("Balance")
-        return dict(self._parsed("Balance", lambda: {a: Decimal(str(v)) for a, v in raw.items()}))
+        return self._read("Balance", None, _balances)
 
     def balances_ex(self) -> dict[str, AssetBalance]:
         """BalanceEx: balance, hold_trade and what is available, per asset."""
-        raw = self._read("BalanceEx")
-        return dict(
-            self._parsed(
-                "BalanceEx", lambda: {a: AssetBalance.from_kraken(v) for a, v in raw.items()}
-            )
+        return self._read(
+            "BalanceEx",
+            None,
+            lambda raw: {a: AssetBalance.from_kraken(v, a) for a, v in _entries(raw)},
         )
 
     def trade_balance(self, asset: str = "ZUSD") -> TradeBalance:
         """TradeBalance in `asset`; `.equity` is the account's equity."""
-        raw = self._read("TradeBalance", {"asset": asset})
-        result: TradeBalance = self._parsed(
-            "TradeBalance", lambda: TradeBalance.from_kraken(asset, raw)
+        return self._read(
+            "TradeBalance", {"asset": asset}, lambda raw: TradeBalance.from_kraken(asset, raw)
         )
-        return result
 
     def open_orders(self, *, cl_ord_id: str | None = None) -> dict[str, Order]:
         """OpenOrders, by txid (optionally only the one with this client order id)."""
         params = {"cl_ord_id": cl_ord_id} if cl_ord_id else {}
-        raw = self._read("OpenOrders", params)
-        return self._orders("OpenOrders", raw.get("open", {}))
+        return self._read("OpenOrders", params, lambda raw: _orders(raw.get("open", {})))
 
     def closed_orders(
         self, *, start: float | None = None, ofs: int = 0, cl_ord_id: str | None = None
@@ -412,23 +460,21 @@ class KrakenBroker:
             params["ofs"] = str(ofs)
         if cl_ord_id:
             params["cl_ord_id"] = cl_ord_id
-        raw = self._read("ClosedOrders", params)
-        found = self._orders("ClosedOrders", raw.get("closed", {}))
-        return ClosedOrdersPage(orders=found, count=int(raw.get("count", len(found))))
+
+        def parse(raw: Any) -> ClosedOrdersPage:
+            found = _orders(raw.get("closed", {}))
+            count = to_int(raw.get("count"), "count", low=0, high=MAX_COUNT, default=len(found))
+            return ClosedOrdersPage(orders=found, count=count)
+
+        return self._read("ClosedOrders", params, parse)
 
     def query_orders(self, txids: Sequence[str]) -> dict[str, Order]:
         """QueryOrders for these txids (batched by 50); unknown ones are simply absent."""
         found: dict[str, Order] = {}
         for start in range(0, len(txids), QUERY_ORDERS_BATCH):
             batch = txids[start : start + QUERY_ORDERS_BATCH]
-            raw = self._read("QueryOrders", {"txid": ",".join(batch)})
-            found.update(self._orders("QueryOrders", raw))
+            found.update(self._read("QueryOrders", {"txid": ",".join(batch)}, _orders))
         return found
-
-    def _orders(self, method: str, raw: Any) -> dict[str, Order]:
-        return dict(
-            self._parsed(method, lambda: {t: Order.from_kraken(t, o) for t, o in raw.items()})
-        )
 
     def find_order_by_cl_ord_id(self, cl_ord_id: str) -> Order | None:
         """The order with this client order id: open ones first, then the recent closed ones."""
@@ -442,9 +488,7 @@ class KrakenBroker:
 
     def websocket_token(self) -> str:
         """A GetWebSocketsToken token for the private WebSocket (never logged)."""
-        raw = self._read("GetWebSocketsToken")
-        token: str = self._parsed("GetWebSocketsToken", lambda: str(raw["token"]))
-        return token
+        return self._read("GetWebSocketsToken", None, _token)
 
     # --- public data ----------------------------------------------------------------------------
 
@@ -453,11 +497,10 @@ class KrakenBroker:
         return self._pairs.get(lambda: self._load_pairs(), refresh=refresh)
 
     def _load_pairs(self) -> dict[str, PairInfo]:
-        raw = self._public("AssetPairs")
-        return dict(
-            self._parsed(
-                "AssetPairs", lambda: {p: PairInfo.from_kraken(p, v) for p, v in raw.items()}
-            )
+        return self._public(
+            "AssetPairs",
+            None,
+            lambda raw: {p: PairInfo.from_kraken(p, v) for p, v in _entries(raw)},
         )
 
     def cached_pair(self, name: str) -> PairInfo | None:
@@ -478,12 +521,14 @@ class KrakenBroker:
     def ticker(self, pair: str) -> Ticker:
         """Ticker of one pair (id, altname or wsname)."""
         info = self.pair(pair)
-        raw = self._public("Ticker", {"pair": info.pair_id})
-        entry = raw.get(info.pair_id) or next(iter(raw.values()), None)
-        if entry is None:
-            raise KrakenError(f"Ticker: no entry for {info.pair_id}", account=self.account_id)
-        result: Ticker = self._parsed("Ticker", lambda: Ticker.from_kraken(info.pair_id, entry))
-        return result
+
+        def parse(raw: Any) -> Ticker:
+            entry = raw.get(info.pair_id) or next(iter(raw.values()), None)
+            if entry is None:
+                raise KeyError(info.pair_id)
+            return Ticker.from_kraken(info.pair_id, entry)
+
+        return self._public("Ticker", {"pair": info.pair_id}, parse)
 
     # --- writes (see orders.py) -----------------------------------------------------------------
 
@@ -520,8 +565,24 @@ class KrakenBroker:
                 account=self.account_id,
             )
 
-    # --- what `copytrader check` needs ----------------------------------------------------------
 
-    def check_permissions(self, *, order_pair: str | None = None) -> PermissionReport:
-        """Try one harmless call per permission. With `order_pair`, a validate-only AddOrder."""
-        return permissions.check_permissions(self, order_pair=order_pair)
+def _entries(raw: Any) -> list[tuple[str, Any]]:
+    """A reply's `{name: entry}` object as pairs (TypeError when it is not an object)."""
+    if not isinstance(raw, dict):
+        raise TypeError("not an object")
+    return list(raw.items())
+
+
+def _balances(raw: Any) -> dict[str, Decimal]:
+    return {asset: to_decimal(value, asset) for asset, value in _entries(raw)}
+
+
+def _orders(raw: Any) -> dict[str, Order]:
+    return {txid: Order.from_kraken(txid, entry) for txid, entry in _entries(raw)}
+
+
+def _token(raw: Any) -> str:
+    token = raw["token"]
+    if not isinstance(token, str) or not token:
+        raise TypeError("token is not a non-empty string")
+    return token

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import re
 
+import requests
+
 from copytrader.errors import (
     AccountUnusableError,
+    BadReplyError,
     KrakenError,
     NonceRejectedError,
     OrderRejectedError,
@@ -23,12 +26,7 @@ from copytrader.errors import (
     RateLimitedError,
     RetryLaterError,
 )
-from copytrader.kraken.transport import (
-    HttpStatusError,
-    NoReplyError,
-    NotSentError,
-    TransportError,
-)
+from copytrader.kraken.http import failure_of
 
 INVALID_NONCE = "EAPI:Invalid nonce"
 ORDER_RATE_LIMIT = "EOrder:Rate limit exceeded"
@@ -157,34 +155,34 @@ def has_error(error: KrakenError, prefix: str) -> bool:
     )
 
 
-def _describe(exc: BaseException, timeout_s: float) -> str:
-    # Short and built from types only: a library's message may carry request details.
-    if isinstance(exc, NoReplyError) and exc.timed_out:
-        return f"no reply within {timeout_s:g} s"
-    if isinstance(exc, TransportError):
-        return str(exc)
-    if isinstance(exc, ValueError):
-        return "reply was not JSON"
-    return type(exc).__name__
-
-
 def error_from_transport(
-    exc: TransportError | ValueError,
+    exc: Exception,
     *,
     account: str,
     method: str,
     is_write: bool,
     timeout_s: float,
 ) -> KrakenError:
-    """The exception for a call that got no usable reply (timeout, connection, HTTP status)."""
-    message = f"{method}: {_describe(exc, timeout_s)}"
-    if isinstance(exc, HttpStatusError):
-        status = exc.status
-        if status == 429:
+    """The exception for a call that got no usable reply: a requests/urllib3 failure (see
+    `http.failure_of`) or a ValueError for a body that is not JSON."""
+    if isinstance(exc, requests.JSONDecodeError) or (
+        isinstance(exc, ValueError) and not isinstance(exc, requests.RequestException)
+    ):
+        message = f"{method}: reply was not JSON"
+        if is_write:
+            return OutcomeUnknownError(
+                message + "; it may or may not have happened", account=account
+            )
+        return BadReplyError(message, account=account)
+    failure = failure_of(exc)
+    text = f"no reply within {timeout_s:g} s" if failure.timed_out else failure.text
+    message = f"{method}: {text}"
+    if failure.status is not None:
+        if failure.status == 429:
             return RateLimitedError(message, account=account)
-        if status < 500 and status not in (408,):
+        if failure.status < 500 and failure.status != 408:
             return KrakenError(message, account=account)
-    if isinstance(exc, NotSentError):
+    if failure.not_sent:
         return RetryLaterError(message + "; not sent", account=account)
     if is_write:
         return OutcomeUnknownError(message + "; it may or may not have happened", account=account)

@@ -2,35 +2,129 @@
 
 Kraken sends amounts as strings and times as float seconds (kraken-api.md §4). Parsing lives
 next to each type (`from_kraken`) so the broker only routes calls.
+
+Every number is checked here, where it enters; one that fails raises `BadNumberError` (a
+ValueError naming the field), which the broker turns into `BadReplyError` naming the account and
+the method. A bad number never becomes a 0, a default or a NaN. The rules:
+- text: at most 64 characters of ASCII digits with an optional sign and one decimal point, as
+  Kraken writes numbers ("0.00100000", "-12.5"); no exponent ("1e999999"), no "NaN",
+  "Infinity", spaces, underscores or non-ASCII digits (which Decimal would accept). A JSON
+  number is accepted if it is finite;
+- magnitude: no amount (balance, volume, price, cost, fee paid) beyond 1e15 in absolute value
+  (MAX_AMOUNT): a trillion dollars or more than 47 million times all bitcoin; a value beyond it
+  is a broken reply, not money;
+- sign: never negative, except where Kraken's field can be (TradeBalance's unrealized P/L `n`,
+  valuation `v` and free margin `mf`). Balances included: this daemon trades spot, and a spot
+  balance does not go below zero;
+- fee rates (AssetPairs' schedules, in percent): 0 to 10 % (Kraken's highest is 0.40 %);
+  decimals counts: 0 to 18; a tick size: above 0; a fill (`vol_exec`) never above the order's
+  volume (`vol`);
+- times (unix seconds): 0 to 1e11 (the year 5138); 0 means "none" where Kraken uses it so;
+  userref: a signed 32-bit integer; counts: 0 to 1e9.
+An absent field (or "") takes its documented default, usually 0.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
 
 ZERO = Decimal(0)
+MAX_AMOUNT = Decimal("1e15")
+MAX_FEE_PERCENT = Decimal(10)
+MAX_DECIMALS = 18
+MAX_TIME_S = 1e11
+MAX_COUNT = 10**9
+_MAX_TEXT = 64
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
-def to_decimal(value: Any, default: Decimal = ZERO) -> Decimal:
-    """Kraken's number (usually a string) as a Decimal; `default` when absent or unparsable."""
-    if value is None or value == "" or isinstance(value, bool):
+class BadNumberError(ValueError):
+    """A number in Kraken's reply that is not a sane one; names the field, shows the value
+    (a number from a reply, never anything secret) cut to a few characters."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:20] + "…" + text[-1]
+
+
+def _number(value: Any, field: str) -> Decimal:
+    """The value as a finite Decimal, or BadNumberError (the text rules of the module doc)."""
+    if isinstance(value, bool):
+        raise BadNumberError(field, f"{_shown(value)} is not a number")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadNumberError(field, f"{_shown(value)} is not a finite number")
+        # repr() first: a JSON float becomes its shortest form, never its binary expansion.
+        return Decimal(repr(value))
+    if not isinstance(value, str):
+        raise BadNumberError(field, f"a {type(value).__name__} is not a number")
+    if len(value) > _MAX_TEXT or not _NUMBER.fullmatch(value):
+        raise BadNumberError(field, f"{_shown(value)} is not a decimal number")
+    return Decimal(value)
+
+
+def to_decimal(
+    value: Any,
+    field: str,
+    *,
+    default: Decimal = ZERO,
+    signed: bool = False,
+    limit: Decimal = MAX_AMOUNT,
+) -> Decimal:
+    """Kraken's number as a checked Decimal; `default` when absent. Never negative unless
+    `signed`, never beyond `limit` in absolute value."""
+    if value is None or value == "":
         return default
-    try:
-        # str() first: a JSON float becomes its shortest repr, never its binary expansion.
-        result = Decimal(str(value))
-    except (InvalidOperation, ValueError):
+    result = _number(value, field)
+    if abs(result) > limit:
+        raise BadNumberError(field, f"{_shown(value)} is beyond ±{limit:g}")
+    if result < 0 and not signed:
+        raise BadNumberError(field, f"{_shown(value)} is negative")
+    return result
+
+
+def to_optional_decimal(value: Any, field: str) -> Decimal | None:
+    """A checked, non-negative Decimal, or None when absent."""
+    if value is None or value == "":
+        return None
+    return to_decimal(value, field)
+
+
+def to_int(value: Any, field: str, *, low: int, high: int, default: int | None = None) -> int:
+    """Kraken's integer (a JSON number or its digits as text), within [low, high]."""
+    if value is None or value == "":
+        if default is None:
+            raise BadNumberError(field, "is missing")
         return default
-    return result if result.is_finite() else default
+    number = _number(value, field)
+    if number != number.to_integral_value():
+        raise BadNumberError(field, f"{_shown(value)} is not a whole number")
+    if not low <= number <= high:
+        raise BadNumberError(field, f"{_shown(value)} is outside {low}..{high}")
+    return int(number)
 
 
-def to_optional_decimal(value: Any) -> Decimal | None:
-    parsed = to_decimal(value, default=Decimal("NaN"))
-    return None if parsed.is_nan() else parsed
+def to_time(value: Any, field: str) -> float | None:
+    """Unix seconds; None when absent or 0 (Kraken's "none", e.g. no expiry)."""
+    if value is None or value == "":
+        return None
+    seconds = to_decimal(value, field, limit=Decimal(str(MAX_TIME_S)))
+    return float(seconds) if seconds > 0 else None
 
 
 def format_decimal(value: Decimal) -> str:
@@ -39,14 +133,6 @@ def format_decimal(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
-
-
-def _time(value: Any) -> float | None:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    return seconds if seconds > 0 else None
 
 
 @dataclass(frozen=True)
@@ -58,10 +144,13 @@ class AssetBalance:
     available: Decimal
 
     @classmethod
-    def from_kraken(cls, raw: Mapping[str, Any]) -> AssetBalance:
-        balance = to_decimal(raw.get("balance"))
-        hold = to_decimal(raw.get("hold_trade"))
-        credit = to_decimal(raw.get("credit")) - to_decimal(raw.get("credit_used"))
+    def from_kraken(cls, raw: Mapping[str, Any], asset: str = "") -> AssetBalance:
+        def amount(name: str) -> Decimal:
+            return to_decimal(raw.get(name), f"{asset}.{name}" if asset else name)
+
+        balance = amount("balance")
+        hold = amount("hold_trade")
+        credit = amount("credit") - amount("credit_used")
         return cls(balance=balance, hold_trade=hold, available=balance + credit - hold)
 
 
@@ -83,18 +172,21 @@ class TradeBalance:
 
     @classmethod
     def from_kraken(cls, asset: str, raw: Mapping[str, Any]) -> TradeBalance:
+        def amount(name: str, *, signed: bool = False) -> Decimal:
+            return to_decimal(raw.get(name), name, signed=signed)
+
         return cls(
             asset=asset,
-            equity=to_decimal(raw.get("e")),
-            equivalent_balance=to_decimal(raw.get("eb")),
-            trade_balance=to_decimal(raw.get("tb")),
-            margin=to_decimal(raw.get("m")),
-            unrealized_pnl=to_decimal(raw.get("n")),
-            cost_basis=to_decimal(raw.get("c")),
-            valuation=to_decimal(raw.get("v")),
-            free_margin=to_decimal(raw.get("mf")),
-            margin_level=to_optional_decimal(raw.get("ml")),
-            unexecuted_value=to_decimal(raw.get("uv")),
+            equity=amount("e"),
+            equivalent_balance=amount("eb"),
+            trade_balance=amount("tb"),
+            margin=amount("m"),
+            unrealized_pnl=amount("n", signed=True),
+            cost_basis=amount("c"),
+            valuation=amount("v", signed=True),
+            free_margin=amount("mf", signed=True),
+            margin_level=to_optional_decimal(raw.get("ml"), "ml"),
+            unexecuted_value=amount("uv"),
         )
 
 
@@ -119,30 +211,44 @@ class PairInfo:
 
     @classmethod
     def from_kraken(cls, pair_id: str, raw: Mapping[str, Any]) -> PairInfo:
-        pair_decimals = int(raw.get("pair_decimals", 8))
+        def decimals(name: str, default: int) -> int:
+            return to_int(
+                raw.get(name), f"{pair_id}.{name}", low=0, high=MAX_DECIMALS, default=default
+            )
+
+        pair_decimals = decimals("pair_decimals", 8)
+        tick_size = to_decimal(
+            raw.get("tick_size"), f"{pair_id}.tick_size", default=Decimal(1).scaleb(-pair_decimals)
+        )
+        if tick_size <= 0:
+            raise BadNumberError(f"{pair_id}.tick_size", "is not above 0")
         return cls(
             pair_id=pair_id,
             altname=str(raw.get("altname", pair_id)),
             wsname=str(raw.get("wsname", "")),
             base=str(raw.get("base", "")),
             quote=str(raw.get("quote", "")),
-            lot_decimals=int(raw.get("lot_decimals", 8)),
+            lot_decimals=decimals("lot_decimals", 8),
             pair_decimals=pair_decimals,
-            cost_decimals=int(raw.get("cost_decimals", pair_decimals)),
-            tick_size=to_decimal(raw.get("tick_size"), Decimal(1).scaleb(-pair_decimals)),
-            ordermin=to_decimal(raw.get("ordermin")),
-            costmin=to_decimal(raw.get("costmin")),
-            fee_taker=_first_fee(raw.get("fees")),
-            fee_maker=_first_fee(raw.get("fees_maker", raw.get("fees"))),
+            cost_decimals=decimals("cost_decimals", pair_decimals),
+            tick_size=tick_size,
+            ordermin=to_decimal(raw.get("ordermin"), f"{pair_id}.ordermin"),
+            costmin=to_decimal(raw.get("costmin"), f"{pair_id}.costmin"),
+            fee_taker=_first_fee(raw.get("fees"), f"{pair_id}.fees"),
+            fee_maker=_first_fee(raw.get("fees_maker", raw.get("fees")), f"{pair_id}.fees_maker"),
             status=str(raw.get("status", "online")),
         )
 
 
-def _first_fee(schedule: Any) -> Decimal:
-    try:
-        return to_decimal(schedule[0][1]) / 100
-    except (TypeError, IndexError, KeyError):
+def _first_fee(schedule: Any, field: str) -> Decimal:
+    """The lowest volume tier's fee of a schedule `[[volume, percent], ...]`, as a fraction."""
+    if schedule is None or schedule == []:
         return ZERO
+    if not isinstance(schedule, list) or not isinstance(schedule[0], list | tuple):
+        raise BadNumberError(field, "is not a fee schedule")
+    if len(schedule[0]) < 2:
+        raise BadNumberError(field, "is not a fee schedule")
+    return to_decimal(schedule[0][1], field, limit=MAX_FEE_PERCENT) / 100
 
 
 @dataclass(frozen=True)
@@ -162,16 +268,18 @@ class Ticker:
     def from_kraken(cls, pair_id: str, raw: Mapping[str, Any]) -> Ticker:
         def pick(name: str, index: int) -> Decimal:
             values = raw.get(name)
-            if isinstance(values, list) and len(values) > index:
-                return to_decimal(values[index])
-            return ZERO
+            if values is None:
+                return ZERO
+            if not isinstance(values, list) or len(values) <= index:
+                raise BadNumberError(f"{pair_id}.{name}", "is not a list of numbers")
+            return to_decimal(values[index], f"{pair_id}.{name}[{index}]")
 
         return cls(
             pair_id=pair_id,
             ask=pick("a", 0),
             bid=pick("b", 0),
             last=pick("c", 0),
-            open_today=to_decimal(raw.get("o")),
+            open_today=to_decimal(raw.get("o"), f"{pair_id}.o"),
             high_24h=pick("h", 1),
             low_24h=pick("l", 1),
             volume_24h=pick("v", 1),
@@ -216,8 +324,24 @@ class Order:
             order_type: OrderType | None = OrderType(type_word)
         except ValueError:
             order_type = None
-        price = to_optional_decimal(descr.get("price"))
-        price2 = to_optional_decimal(descr.get("price2"))
+
+        def amount(name: str) -> Decimal:
+            return to_decimal(raw.get(name), f"{txid}.{name}")
+
+        def descr_price(name: str) -> Decimal | None:
+            try:
+                return to_optional_decimal(descr.get(name), f"{txid}.descr.{name}") or None
+            except BadNumberError:
+                if order_type is None:
+                    # An order type we do not model (trailing stops) may write an offset
+                    # ("+5.0%") here: not a price, and nothing reads it as one.
+                    return None
+                raise
+
+        volume = amount("vol")
+        volume_exec = amount("vol_exec")
+        if volume_exec > volume > 0:
+            raise BadNumberError(f"{txid}.vol_exec", f"{volume_exec} is above vol {volume}")
         userref = raw.get("userref")
         timeinforce = raw.get("timeinforce")
         cl_ord_id = raw.get("cl_ord_id")
@@ -228,20 +352,24 @@ class Order:
             pair_altname=str(descr.get("pair", "")),
             side=Side(str(descr.get("type", ""))),
             order_type=order_type,
-            volume=to_decimal(raw.get("vol")),
-            volume_exec=to_decimal(raw.get("vol_exec")),
-            price=price if price else None,
-            price2=price2 if price2 else None,
-            avg_price=to_decimal(raw.get("price")),
-            cost=to_decimal(raw.get("cost")),
-            fee=to_decimal(raw.get("fee")),
-            opentm=_time(raw.get("opentm")) or 0.0,
-            closetm=_time(raw.get("closetm")),
-            userref=int(userref) if isinstance(userref, int | str) and str(userref) else None,
+            volume=volume,
+            volume_exec=volume_exec,
+            price=descr_price("price"),
+            price2=descr_price("price2"),
+            avg_price=amount("price"),
+            cost=amount("cost"),
+            fee=amount("fee"),
+            opentm=to_time(raw.get("opentm"), f"{txid}.opentm") or 0.0,
+            closetm=to_time(raw.get("closetm"), f"{txid}.closetm"),
+            userref=(
+                to_int(userref, f"{txid}.userref", low=-(2**31), high=2**31 - 1)
+                if userref not in (None, "")
+                else None
+            ),
             cl_ord_id=str(cl_ord_id) if cl_ord_id else None,
             oflags=frozenset(f for f in str(raw.get("oflags", "")).split(",") if f),
             timeinforce=TimeInForce(timeinforce) if timeinforce in {"GTC", "IOC", "GTD"} else None,
-            expiretm=_time(raw.get("expiretm")),
+            expiretm=to_time(raw.get("expiretm"), f"{txid}.expiretm"),
             reason=str(reason) if reason else None,
             order_type_raw=type_word,
         )
@@ -316,14 +444,3 @@ class AddOrderResult:
     description: str
     cl_ord_id: str | None
     resolved_by_lookup: bool = False
-
-
-@dataclass(frozen=True)
-class PermissionReport:
-    """What `copytrader check` learns about a key: which calls it may make (None = not tried)."""
-
-    query_funds: bool
-    query_orders: bool
-    websocket: bool
-    create_orders: bool | None
-    problems: tuple[str, ...] = ()

@@ -42,13 +42,18 @@ OutcomeUnknownError, for the caller to look up later (the daemon's next start).
 from __future__ import annotations
 
 import functools
+import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
+
+from structlog.typing import FilteringBoundLogger
+from tenacity import RetryCallState
 
 from copytrader.domain import OrderStatus
 from copytrader.errors import (
+    BadReplyError,
     KrakenError,
     OrderRejectedError,
     OutcomeUnknownError,
@@ -56,7 +61,8 @@ from copytrader.errors import (
     RetryLaterError,
 )
 from copytrader.kraken.errors import DUPLICATE_CL_ORD_ID, has_error
-from copytrader.kraken.models import AddOrderResult, Order, OrderRequest
+from copytrader.kraken.models import MAX_COUNT, AddOrderResult, Order, OrderRequest, to_int
+from copytrader.kraken.ratelimit import KeyRateState
 from copytrader.kraken.retry import (
     OUTCOME_SETTLE_S,
     WRITE_ATTEMPTS,
@@ -66,8 +72,27 @@ from copytrader.kraken.retry import (
     transient_retrying,
 )
 
-if TYPE_CHECKING:
-    from copytrader.kraken.broker import KrakenBroker
+
+class WritingBroker(Protocol):
+    """What a write needs from the account's broker (`broker.KrakenBroker` is the one)."""
+
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def retry_waits(self) -> bool: ...
+    @property
+    def stop_event(self) -> threading.Event | None: ...
+    @property
+    def rate(self) -> KeyRateState | None: ...
+    @property
+    def log(self) -> FilteringBoundLogger: ...
+
+    def log_retry(self, method: str) -> Callable[[RetryCallState], None]: ...
+    def pause(self, seconds: float, *, limit: bool = False) -> bool: ...
+    def stopped_error(self, method: str, stopped: StopRequested) -> RetryLaterError: ...
+    def private_write(self, method: str, params: Mapping[str, str], *, pair: str = "") -> Any: ...
+    def find_order_by_cl_ord_id(self, cl_ord_id: str) -> Order | None: ...
+    def query_orders(self, txids: Sequence[str]) -> dict[str, Order]: ...
 
 _Result = TypeVar("_Result")
 _RETRYABLE = (RetryLaterError, RateLimitedError, OutcomeUnknownError)
@@ -90,19 +115,19 @@ def is_uncertain(error: KrakenError) -> bool:
 
 
 def _private_write(
-    broker: KrakenBroker, method: str, params: Mapping[str, str], *, pair: str = ""
+    broker: WritingBroker, method: str, params: Mapping[str, str], *, pair: str = ""
 ) -> Any:
     """One write; an answer the error tree cannot classify (an unreadable reply, an unknown
     error string) says nothing about whether the write happened, so it is an unknown outcome."""
     try:
         return broker.private_write(method, params, pair=pair)
     except KrakenError as exc:
-        if type(exc) is KrakenError:
+        if type(exc) is KrakenError or isinstance(exc, BadReplyError):
             raise _unknown(broker, method, exc) from exc
         raise
 
 
-def _unknown(broker: KrakenBroker, method: str, exc: Exception) -> OutcomeUnknownError:
+def _unknown(broker: WritingBroker, method: str, exc: Exception) -> OutcomeUnknownError:
     errors = exc.errors if isinstance(exc, KrakenError) else ()
     return OutcomeUnknownError(
         f"{method}: outcome unknown ({exc})", account=broker.account_id, errors=errors
@@ -110,7 +135,7 @@ def _unknown(broker: KrakenBroker, method: str, exc: Exception) -> OutcomeUnknow
 
 
 def _write_with_lookups(
-    broker: KrakenBroker,
+    broker: WritingBroker,
     method: str,
     send: Callable[[], _Result],
     settled: Callable[[KrakenError], _Result | None] | None,
@@ -152,7 +177,7 @@ def _write_with_lookups(
 
 
 def _raise_stopped(
-    broker: KrakenBroker, method: str, stopped: StopRequested, *, lookups: bool
+    broker: WritingBroker, method: str, stopped: StopRequested, *, lookups: bool
 ) -> NoReturn:
     """What a write cut short by the stop raises: what giving up would, except that an uncertain
     failure is not looked up any more, so it stays an unknown outcome (never "not placed")."""
@@ -169,7 +194,7 @@ def _raise_stopped(
     raise last
 
 
-def add_order(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
+def add_order(broker: WritingBroker, request: OrderRequest) -> AddOrderResult:
     if request.cl_ord_id is None and request.userref is None:
         request = replace(request, cl_ord_id=new_cl_ord_id())
     cl_ord_id = request.cl_ord_id
@@ -180,7 +205,7 @@ def add_order(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
     return _write_with_lookups(broker, "AddOrder", lambda: _send_add(broker, request), settled)
 
 
-def _send_add(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
+def _send_add(broker: WritingBroker, request: OrderRequest) -> AddOrderResult:
     pair = request.pair.upper()
     if broker.rate is not None:
         wait = broker.rate.pairs.wait_s(pair)
@@ -202,7 +227,7 @@ def _send_add(broker: KrakenBroker, request: OrderRequest) -> AddOrderResult:
     return _parse_added(broker, raw, request.cl_ord_id)
 
 
-def _parse_added(broker: KrakenBroker, raw: Any, cl_ord_id: str | None) -> AddOrderResult:
+def _parse_added(broker: WritingBroker, raw: Any, cl_ord_id: str | None) -> AddOrderResult:
     try:
         txids = tuple(str(t) for t in raw.get("txid") or ())
         description = str((raw.get("descr") or {}).get("order", ""))
@@ -212,7 +237,7 @@ def _parse_added(broker: KrakenBroker, raw: Any, cl_ord_id: str | None) -> AddOr
 
 
 def _look_up_added(
-    broker: KrakenBroker, cl_ord_id: str, failure: KrakenError
+    broker: WritingBroker, cl_ord_id: str, failure: KrakenError
 ) -> AddOrderResult | None:
     order = _look_up(broker, "AddOrder", failure, lambda: broker.find_order_by_cl_ord_id(cl_ord_id))
     if order is None:
@@ -230,7 +255,7 @@ def _look_up_added(
 
 
 def _look_up(
-    broker: KrakenBroker,
+    broker: WritingBroker,
     method: str,
     failure: KrakenError,
     find: Any,
@@ -260,7 +285,7 @@ def _look_up(
     return order
 
 
-def cancel_order(broker: KrakenBroker, *, txid: str | None, cl_ord_id: str | None) -> int:
+def cancel_order(broker: WritingBroker, *, txid: str | None, cl_ord_id: str | None) -> int:
     if (txid is None) == (cl_ord_id is None):
         raise ValueError("cancel_order needs exactly one of txid and cl_ord_id")
     params = {"txid": txid} if txid is not None else {"cl_ord_id": str(cl_ord_id)}
@@ -285,7 +310,7 @@ def cancel_order(broker: KrakenBroker, *, txid: str | None, cl_ord_id: str | Non
     def send() -> int:
         raw = _private_write(broker, "CancelOrder", params)
         try:
-            return int(raw.get("count", 0))
+            return to_int(raw.get("count"), "count", low=0, high=MAX_COUNT, default=0)
         except (AttributeError, TypeError, ValueError) as exc:
             raise _unknown(broker, "CancelOrder", ValueError("unexpected reply")) from exc
 
