@@ -17,7 +17,6 @@ with short time rules (`FAST`), so nothing here sleeps past a constant.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import itertools
 import threading
 import time
@@ -42,7 +41,6 @@ from copytrader.kraken.models import Order
 from copytrader.ledger import CopyRecord, CopyState, Decision, Ledger, MasterOrderRecord
 from kraken_sim.inprocess import InProcessExchange
 from tests.broker.conftest import SimAccount
-from tests.simproc import SimProcess, running_sim
 
 BASE_URL = "http://kraken.test"
 WAIT_S = 10.0  # a bound on how long a test waits for the copier, never a wait in itself
@@ -165,45 +163,11 @@ def simulator_toml(accounts: Sequence[SimAccount]) -> str:
     return "\n".join(lines)
 
 
-class SimOverHttp:
-    """TEMPORARY, until KrakenBroker takes a `transport`: the simulator as a subprocess, with
-    the in-process exchange's control methods (the same operations over HTTP)."""
-
-    def __init__(self, sim: SimProcess) -> None:
-        self.sim = sim
-        self.url = sim.url
-
-    def arm_fault(self, spec: Mapping[str, Any]) -> None:
-        self.sim.control("fault", dict(spec))
-
-    def faults(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.sim.control("faults")["faults"]
-        return found
-
-    def clear_faults(self) -> None:
-        self.sim.control("faults/clear", {})
-
-    def state(self) -> dict[str, Any]:
-        found: dict[str, Any] = self.sim.control("state")
-        return found
-
-    def set_limits(self, *, rest: bool, orders: bool) -> None:
-        self.sim.control("limits", {"rest": rest, "orders": orders})
-
-
-HAS_TRANSPORT = "transport" in inspect.signature(KrakenBroker).parameters
-
-
-def make_broker(exchange: Any, account: SimAccount, data_dir: Path) -> KrakenBroker:
-    if not HAS_TRANSPORT:
-        return KrakenBroker(
-            account.account_id, account.credentials, api_url=exchange.url, data_dir=data_dir,
-            timeout_s=5.0, retry_waits=False, client_rate_limit=False,
-        )  # fmt: skip
-    seam: dict[str, Any] = {"transport": exchange.adapter()}
+def make_broker(exchange: InProcessExchange, account: SimAccount, data_dir: Path) -> KrakenBroker:
     return KrakenBroker(
         account.account_id, account.credentials, api_url=BASE_URL, data_dir=data_dir,
-        timeout_s=5.0, retry_waits=False, client_rate_limit=False, **seam,
+        timeout_s=5.0, retry_waits=False, client_rate_limit=False,
+        transport=exchange.adapter(),
     )  # fmt: skip
 
 
@@ -231,12 +195,7 @@ def copy_world(
         )
         for user in users
     }
-    sims = contextlib.ExitStack()
-    toml = simulator_toml(list(accounts.values()))
-    if HAS_TRANSPORT:
-        exchange: Any = InProcessExchange(toml, seed=3)
-    else:
-        exchange = SimOverHttp(sims.enter_context(running_sim(toml, "--seed", "3")))
+    exchange = InProcessExchange(simulator_toml(list(accounts.values())), seed=3)
     # The exchange's rate counters are Kraken's business, not the copier's: a test that makes
     # the copier retry many times must not run into them (the broker's own counter is off too).
     exchange.set_limits(rest=False, orders=False)
@@ -268,5 +227,4 @@ def copy_world(
         ledger.close()
         for broker in brokers.values():
             broker.close()
-        sims.close()
         assert stopped, "a copy lane did not finish within 10 s of the stop"
