@@ -382,3 +382,23 @@ def test_a_full_disk_under_the_nonce_files_waits_and_resumes_without_losing_a_co
         assert len(events(logs, "nonce.disk_full")) == 1
         assert events(logs, "copy.retry") == []
         assert_placed_once(world, master)
+
+
+def test_copies_sized_together_in_a_batch_have_the_rules_volumes(tmp_path: Path) -> None:
+    """Once a first buy filled the balance caches, the next master order's copies are sized
+    together (one `copy.batched`) with the volumes the rules give, a cost cap included."""
+    sizing = {"ben": UserSizing(max_order_fraction=Decimal("0.05"))}
+    balances = {"ann": '{ ZUSD = "10000" }', "ben": '{ ZUSD = "30000" }'}
+    with copy_world(tmp_path, USERS, balances=balances, sizing=sizing) as world:
+        first = world.add_master(volume="0.2", price="50000", master_equity="100000")
+        world.wait_done(first)
+        with capture_logs() as logs:
+            second = world.add_master(volume="0.3", price="50001", master_equity="100000")
+            world.wait_done(second)
+        [batched] = events(logs, "copy.batched")
+        assert (batched["copies"], batched["master_txids"]) == (2, [second.txid])
+        volumes = {c.user_id: c.volume for c in world.ledger.copies_of(second.txid)}
+        # ann: 0.3 x 10000 / 100000; ben: 0.3 x 30000 / 100000 = 0.09, capped at 5% of 30000
+        # at 50001 = 0.02999940001..., down to 8 decimals
+        assert volumes == {"ann": Decimal("0.03"), "ben": Decimal("0.02999940")}
+        assert_placed_once(world, first, second)
