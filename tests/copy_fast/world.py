@@ -42,7 +42,8 @@ from copytrader.ledger import CopyRecord, CopyState, Decision, Ledger, MasterOrd
 from kraken_sim.inprocess import InProcessExchange
 from tests.broker.conftest import SimAccount
 
-BASE_URL = "http://kraken.test"
+# Each world's exchange has an address of its own: the brokers' pair cache is per address.
+_worlds = itertools.count(1)
 WAIT_S = 10.0  # a bound on how long a test waits for the copier, never a wait in itself
 FAST = CopyTimings(
     ticker_ttl_s=2.0,
@@ -163,9 +164,11 @@ def simulator_toml(accounts: Sequence[SimAccount]) -> str:
     return "\n".join(lines)
 
 
-def make_broker(exchange: InProcessExchange, account: SimAccount, data_dir: Path) -> KrakenBroker:
+def make_broker(
+    exchange: InProcessExchange, account: SimAccount, data_dir: Path, url: str
+) -> KrakenBroker:
     return KrakenBroker(
-        account.account_id, account.credentials, api_url=BASE_URL, data_dir=data_dir,
+        account.account_id, account.credentials, api_url=url, data_dir=data_dir,
         timeout_s=5.0, retry_waits=False, client_rate_limit=False,
         transport=exchange.adapter(),
     )  # fmt: skip
@@ -201,7 +204,10 @@ def copy_world(
     exchange.set_limits(rest=False, orders=False)
     data_dir = tmp_path / "data"
     data_dir.mkdir(exist_ok=True)
-    brokers = {user: make_broker(exchange, account, data_dir) for user, account in accounts.items()}
+    url = f"http://copy-world-{next(_worlds)}.test"
+    brokers = {
+        user: make_broker(exchange, account, data_dir, url) for user, account in accounts.items()
+    }
     ledger = ledger or Ledger.in_data_dir(data_dir)
     stop = threading.Event()
     settings = CopierSettings(
