@@ -11,7 +11,7 @@ acknowledgement. Each copy costs the user's equity read (TradeBalance) and the A
 floor is about 2 x latency. The goal: 100 users take less than twice as long as 1 user, i.e.
 copies go out in parallel, not one after another.
 
-Measured in steady state: the orders start once the daemon has run CLOCK_SKEW_S (master orders
+Measured in steady state: the orders start once the daemon has run `start_window_s` (master orders
 opened earlier are first looked up on the exchange, user by user, in case an earlier run sent
 their copies: a start-up cost), after one unmeasured warm-up order that fills the balance
 caches (as any earlier order does in a running daemon). The warm-up order's time is printed.
@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from copytrader.copying.placing import CLOCK_SKEW_S
+from copytrader.copying.accounts import CopyTimings
 from copytrader.paper.world import SimUser, copy_world
 
 MASTER = {"ZUSD": "10000000", "XXBT": "100"}
@@ -56,7 +56,7 @@ def run_one(users: int, orders: int, latency_ms: float) -> tuple[list[float], fl
         sim_args=("--latency-ms", str(latency_ms)),
     ) as world:
         daemon = world.start_daemon()
-        time.sleep(CLOCK_SKEW_S + 0.5)  # past the start-up window (see the module docstring)
+        time.sleep(CopyTimings().start_window_s + 0.5)  # past the start-up window (see above)
         warm_up = world.place_master(pair="XBTUSD", type="buy", ordertype="market", volume="0.5")
         warm_up_ms = float(world.summary(daemon, warm_up, timeout_s=60)["seen_to_all_acked_ms"])
         time.sleep(0.2)

@@ -3,6 +3,7 @@
     CopytraderError
     ├── ConfigError            bad config file, environment or secret: fix it and restart
     ├── DataDirLockedError     another `copytrader run` holds the data folder
+    ├── DiskFullError          the data folder's disk is full: nothing was written, nor sent
     └── KrakenError            what Kraken (or the way to it) answered; `.errors` has the strings
         ├── TransientError         may pass: tried again, a bounded and counted number of times
         │   ├── RetryLaterError        service unavailable/busy, internal error, network trouble
@@ -15,7 +16,9 @@
         └── OrderRejectedError     insufficient funds, minimums, invalid arguments, unknown order
 
 Only `TransientError` is ever retried. Anything else, including a bug (a `KeyError`, say), fails
-the one call or copy it happened in, loudly, and nothing else.
+the one call or copy it happened in, loudly, and nothing else. `DiskFullError` is the one
+condition of the whole process rather than of a call: the work waits until space returns
+(reported once when it starts and once when it ends), and no copy is charged an attempt for it.
 
 Kraken's error strings are turned into these classes in exactly one table, in
 `copytrader.kraken.errors`. Messages name the account and never contain a secret.
@@ -49,6 +52,11 @@ class ConfigError(CopytraderError):
 
 class DataDirLockedError(CopytraderError):
     """Another daemon already runs on this data folder."""
+
+
+class DiskFullError(CopytraderError):
+    """The data folder's disk is full (SQLite's "database or disk is full", ENOSPC): the write
+    did not happen, so nothing that depends on it (a nonce, a copy's state) was used or sent."""
 
 
 class KrakenError(CopytraderError):

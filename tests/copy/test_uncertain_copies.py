@@ -1,8 +1,9 @@
 """Copies whose order is on Kraken but not (yet) visible to lookups: never lost, never doubled.
 
-The copier runs in-process against the simulator with a real broker and ledger; the user's
-broker hides one cl_ord_id from its order reads, as an exchange whose order lists lag behind
-its matching engine would (the order is there; OpenOrders/ClosedOrders do not show it yet).
+The copier runs in-process against the simulator with a real broker and ledger. The exchange
+leaves the user's orders out of its OpenOrders/ClosedOrders replies (a `mutate` fault), as an
+exchange whose order lists lag behind its matching engine would: the order is there, the lists
+do not show it yet.
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from copytrader.copying.kill_switch import KillSwitch
 from copytrader.copying.lanes import Copier
 from copytrader.domain import OrderStatus, OrderType, Side, SizingMode, TimeInForce
 from copytrader.kraken.broker import KrakenBroker
-from copytrader.kraken.models import ClosedOrdersPage, Order, OrderRequest
+from copytrader.kraken.models import (
+    AddOrderResult,
+    AssetBalance,
+    ClosedOrdersPage,
+    Order,
+    OrderRequest,
+    PairInfo,
+    Ticker,
+    TradeBalance,
+)
 from copytrader.ledger import CopyRecord, CopyState, Decision, Ledger, MasterOrderRecord
 from tests.broker.conftest import SimAccount, accounts_toml, make_broker
 from tests.copy.harness import wait_until
@@ -32,24 +42,50 @@ USER = "alice"
 MASTER_TXID = "OMASTR-AAAAA-BBBBBB"
 
 
-class LaggingBroker(KrakenBroker):
-    """A real broker whose order reads do not show the orders in `hidden` (yet)."""
+class LaggingBroker:
+    """A real broker that runs `before_read` (once set) when the open orders are read: lets
+    a test change the ledger at that moment. Every call goes to the broker as it is."""
 
-    hidden: set[str]
-    before_read: Callable[[], None] | None
+    def __init__(self, broker: KrakenBroker) -> None:
+        self.broker = broker
+        self.before_read: Callable[[], None] | None = None
 
     def open_orders(self, *, cl_ord_id: str | None = None) -> dict[str, Order]:
         if self.before_read is not None:
             self.before_read()
-        found = super().open_orders(cl_ord_id=cl_ord_id)
-        return {t: o for t, o in found.items() if o.cl_ord_id not in self.hidden}
+        return self.broker.open_orders(cl_ord_id=cl_ord_id)
 
     def closed_orders(
         self, *, start: float | None = None, ofs: int = 0, cl_ord_id: str | None = None
     ) -> ClosedOrdersPage:
-        page = super().closed_orders(start=start, ofs=ofs, cl_ord_id=cl_ord_id)
-        kept = {t: o for t, o in page.orders.items() if o.cl_ord_id not in self.hidden}
-        return ClosedOrdersPage(orders=kept, count=len(kept))
+        return self.broker.closed_orders(start=start, ofs=ofs, cl_ord_id=cl_ord_id)
+
+    def find_order_by_cl_ord_id(self, cl_ord_id: str) -> Order | None:
+        return self.broker.find_order_by_cl_ord_id(cl_ord_id)
+
+    def trade_balance(self, asset: str = "ZUSD") -> TradeBalance:
+        return self.broker.trade_balance(asset)
+
+    def balances_ex(self) -> dict[str, AssetBalance]:
+        return self.broker.balances_ex()
+
+    def pair(self, name: str) -> PairInfo:
+        return self.broker.pair(name)
+
+    def cached_pair(self, name: str) -> PairInfo | None:
+        return self.broker.cached_pair(name)
+
+    def ticker(self, pair: str) -> Ticker:
+        return self.broker.ticker(pair)
+
+    def add_order(self, request: OrderRequest) -> AddOrderResult:
+        return self.broker.add_order(request)
+
+    def cancel_order(self, *, txid: str | None = None, cl_ord_id: str | None = None) -> int:
+        return self.broker.cancel_order(txid=txid, cl_ord_id=cl_ord_id)
+
+    def settle(self, seconds: float) -> None:
+        self.broker.settle(seconds)
 
 
 @pytest.fixture(name="user")
@@ -66,11 +102,7 @@ def _sim(user: SimAccount) -> Iterator[SimProcess]:
 @pytest.fixture(name="broker")
 def _broker(user: SimAccount, sim: SimProcess, tmp_path: Path) -> Iterator[LaggingBroker]:
     broker = make_broker(user, sim, tmp_path / "broker")
-    broker.__class__ = LaggingBroker
-    assert isinstance(broker, LaggingBroker)
-    broker.hidden = set()
-    broker.before_read = None
-    yield broker
+    yield LaggingBroker(broker)
     broker.close()
 
 
@@ -85,13 +117,21 @@ def master_order(now: float, opened_after_s: float = 60) -> MasterOrderRecord:
     )  # fmt: skip
 
 
+def order_lists_lag(sim: SimProcess) -> None:
+    """From now on OpenOrders and ClosedOrders leave every order out of their replies."""
+    sim.control("fault", {"endpoint": "OpenOrders", "kind": "mutate", "path": "open.*",
+                          "delete": True, "count": -1})  # fmt: skip
+    sim.control("fault", {"endpoint": "ClosedOrders", "kind": "mutate", "path": "closed.*",
+                          "delete": True, "count": -1})  # fmt: skip
+
+
 def user_orders(sim: SimProcess, cl_ord_id: str) -> list[dict[str, Any]]:
     """The user's open orders with this cl_ord_id, as the simulator holds them."""
     state = sim.control("state")["accounts"][USER]
     return [o for o in state["open_orders"].values() if o.get("cl_ord_id") == cl_ord_id]
 
 
-def place_landed_order(broker: KrakenBroker, cl_ord_id: str) -> None:
+def place_landed_order(broker: LaggingBroker, cl_ord_id: str) -> None:
     """The copy's order as an earlier attempt placed it on the exchange."""
     broker.add_order(
         OrderRequest(
@@ -102,7 +142,7 @@ def place_landed_order(broker: KrakenBroker, cl_ord_id: str) -> None:
 
 
 @contextlib.contextmanager
-def running_copier(ledger: Ledger, broker: KrakenBroker, tmp_path: Path) -> Iterator[Copier]:
+def running_copier(ledger: Ledger, broker: LaggingBroker, tmp_path: Path) -> Iterator[Copier]:
     """A copier for the user; on exit it is stopped (its lanes must finish) and the ledger
     closed."""
     stop = threading.Event()
@@ -133,7 +173,7 @@ def test_duplicate_reply_marks_the_copy_placed_and_its_cancel_goes_by_cl_ord_id(
     cl_ord_id = ledger.copy(MASTER_TXID, USER).cl_ord_id
     # An earlier attempt landed; the order lists do not show it yet.
     place_landed_order(broker, cl_ord_id)
-    broker.hidden.add(cl_ord_id)
+    order_lists_lag(sim)
     with running_copier(ledger, broker, tmp_path) as copier:
         copier.kick()
         copy = wait_until(lambda: finished(ledger), 30, "the copy to finish")
@@ -161,7 +201,7 @@ def test_copy_missed_by_its_lookup_is_cancelled_not_left_live_after_the_master_c
         MASTER_TXID, USER, volume=Decimal("0.01"), price=Decimal("50000"), price2=None
     )
     place_landed_order(broker, sub.cl_ord_id)
-    broker.hidden.add(sub.cl_ord_id)
+    order_lists_lag(sim)
     ledger.schedule_retry(MASTER_TXID, USER, next_attempt_at=now, error="reply lost")
     ledger.record_master_update(MASTER_TXID, OrderStatus.CANCELLED, Decimal("0"))
     with running_copier(ledger, broker, tmp_path) as copier:

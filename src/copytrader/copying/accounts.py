@@ -10,10 +10,7 @@ from typing import Protocol
 from copytrader.domain import SizingMode
 from copytrader.kraken import models as kraken
 
-# Equity and balances are re-read after this long (prices move), and after a copy of the user
-# is placed or the master's orders fill (both change what the sizing reads).
-SNAPSHOT_TTL_S = 30.0
-# Attempts at sending one copy before it is abandoned.
+# Tries at one step of a copy (placing it, or cancelling it) before it is given up.
 MAX_ATTEMPTS = 6
 
 
@@ -63,10 +60,48 @@ class UserAccount:
 
 
 @dataclass(frozen=True)
+class CopyTimings:
+    """The copier's time rules, in seconds, read against the copier's injected clocks (wall
+    clock for retry times and the start-up window, monotonic clock for cache ages and waits)."""
+
+    # Public ticker prices (a market order's reference price) are shared by all users this long.
+    ticker_ttl_s: float = 2.0
+    # A user's equity and balances are re-read after this long (prices move), and after a copy
+    # of the user is placed or the master's orders fill (both change what sizing reads).
+    snapshot_ttl_s: float = 30.0
+    # A planned copy whose sizing reads failed transiently is tried again after this long.
+    planned_retry_s: float = 2.0
+    # Waits between attempts at a sent (or being cancelled) copy double from first_retry_s up
+    # to max_retry_s.
+    first_retry_s: float = 0.5
+    max_retry_s: float = 8.0
+    # Master orders opened before this run started, plus this margin for the difference between
+    # Kraken's clock and ours, may have been copied by an earlier run: their copies are looked
+    # up on the exchange before being sent.
+    start_window_s: float = 5.0
+    # The user's order index (for those lookups) reaches this far before the oldest master
+    # order it must cover.
+    index_margin_s: float = 60.0
+    # A lane with nothing to do re-reads the balances a fill made stale once every other lane
+    # is idle too (the fan-out is over), or after this long at most.
+    refresh_after_idle_s: float = 0.5
+    # How long the batch waits for a market order's ticker (read once for all users) before it
+    # leaves those copies to their lanes: the polling thread must not hang on a slow API.
+    warm_ticker_wait_s: float = 0.5
+    # A batched copy whose lane starts within this long of the batch, with no master order
+    # updated since, is sent on the batch's gates; a later one passes them again first.
+    ready_fresh_s: float = 0.5
+    # While the data disk is full, a lane looks again this often whether its write goes through.
+    disk_full_retry_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class CopierSettings:
     sizing_mode: SizingMode = SizingMode.EQUITY_RATIO
     max_signal_age_s: float = 60.0
     dry_run: bool = False
     equity_asset: str = "ZUSD"
-    snapshot_ttl_s: float = SNAPSHOT_TTL_S
+    # Tries at one step of a copy: sizing reads, sends and lookups while placing it, or
+    # CancelOrder calls while cancelling it. Each try that fails transiently counts one.
     max_attempts: int = MAX_ATTEMPTS
+    timings: CopyTimings = CopyTimings()

@@ -21,7 +21,6 @@ and the signal still stands.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
@@ -39,7 +38,7 @@ class ReadyCopy:
     copy: CopyRecord
     request: OrderRequest
     notes: tuple[str, ...]
-    prepared_at: float  # time.monotonic() when the batch passed the gates
+    prepared_at: float  # the copier's monotonic clock when the batch passed the gates
     master_updates: int  # the ledger's count of master order updates then
 
 
@@ -50,6 +49,7 @@ def prepare_batch(
     pending: Mapping[str, list[CopyRecord]],
     idle: Collection[str],
     warm_ticker: Callable[[UserAccount, MasterOrderRecord], None],
+    monotonic: Callable[[], float],
 ) -> dict[str, ReadyCopy]:
     """Size what can be sized without a call, write it `submitting`; by user id.
     `warm_ticker` is called once per master order (it may fill the ticker cache that sizing a
@@ -72,7 +72,7 @@ def prepare_batch(
             sized.append((user_id, master, copy, *prepared))
     if not sized:
         return {}
-    prepared_at, master_updates = time.monotonic(), ledger.master_updates
+    prepared_at, master_updates = monotonic(), ledger.master_updates
     moved = ledger.mark_submitting_many(
         [(m.txid, user_id, r.volume, r.price, r.price2) for user_id, m, _c, r, _n in sized]
     )

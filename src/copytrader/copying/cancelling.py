@@ -1,12 +1,15 @@
 """Cancelling a placed copy after the master order was cancelled or expired: CancelOrder, or,
-when there is nothing to cancel, the copy is looked up and left `placed` if it had filled."""
+when there is nothing to cancel, the copy is looked up and left `placed` if it had filled.
+
+A transient failure is tried again, counted; when the attempts are spent, or on any other
+error, the cancel is given up loudly (`copy.cancel_failed`) and the copy stays `placed`."""
 
 from __future__ import annotations
 
 from copytrader.copying.accounts import UserAccount
 from copytrader.copying.outcomes import CopyOutcomes
 from copytrader.domain import OrderStatus
-from copytrader.errors import OrderRejectedError
+from copytrader.errors import OrderRejectedError, TransientError
 from copytrader.ledger import CopyRecord, CopyState, Ledger, MasterOrderRecord
 from copytrader.logs import get_logger
 
@@ -28,14 +31,14 @@ class CopyCanceller:
                 count = account.broker.cancel_order(txid=copy.txid)
         except OrderRejectedError:
             count = 0
-        except Exception as error:  # noqa: BLE001 - transient: the lane tries again
-            self._outcomes.schedule_retry(master, copy, error, state=CopyState.PLACED)
+        except TransientError as error:  # the lane tries again (counted)
+            self._outcomes.retry_or_give_up(master, copy, error, state=CopyState.PLACED)
             return
         if count == 0:
             try:
                 found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
-            except Exception as error:  # noqa: BLE001
-                self._outcomes.schedule_retry(master, copy, error, state=CopyState.PLACED)
+            except TransientError as error:
+                self._outcomes.retry_or_give_up(master, copy, error, state=CopyState.PLACED)
                 return
             if found is not None and found.status is OrderStatus.CLOSED:
                 self._ledger.clear_cancel_request(

@@ -7,8 +7,6 @@ from copytrader.copying.accounts import CopyBroker, UserAccount
 from copytrader.kraken.models import Order
 from copytrader.ledger import CopyRecord, Ledger, MasterOrderRecord
 
-# The user's order index reaches this far before the oldest master order it must cover.
-INDEX_MARGIN_S = 60.0
 # ClosedOrders pages (50 orders each) read for one index; beyond that, copies are looked up
 # one by one.
 INDEX_MAX_PAGES = 20
@@ -51,10 +49,12 @@ class ExchangeOrderIndex:
 
 class EarlierRunOrders:
     """Per user, the index of orders on the exchange, read when a copy first needs it (each
-    index is used by its user's lane only)."""
+    index is used by its user's lane only). It reaches `margin_s` before the oldest master
+    order it must cover."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, margin_s: float) -> None:
         self._ledger = ledger
+        self._margin_s = margin_s
         self._indexes: dict[str, ExchangeOrderIndex] = {}
 
     def find(
@@ -62,11 +62,11 @@ class EarlierRunOrders:
     ) -> Order | None:
         """The copy's order if it is on the exchange, from the user's index of orders read once
         in this run (read again only if this master order is older than what it covers)."""
-        needed_since = master.opentm - INDEX_MARGIN_S
+        needed_since = master.opentm - self._margin_s
         index = self._indexes.get(account.user_id)
         if index is None or index.since > needed_since:
             since = min([needed_since, *self._pending_opentms(account.user_id)])
-            index = ExchangeOrderIndex(account.broker, since - INDEX_MARGIN_S)
+            index = ExchangeOrderIndex(account.broker, since - self._margin_s)
             self._indexes[account.user_id] = index
         found = index.find(copy.cl_ord_id)
         if found is None and not index.complete:

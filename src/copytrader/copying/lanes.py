@@ -19,6 +19,16 @@ For one copy the lane does:
 Every outcome is one log event (`copy.placed`, `copy.skipped`, `copy.failed`, `copy.cancelled`,
 ...) with the latency from the master order's open time, and once all copies of a master order
 are done, one `copy.summary`.
+
+No copy holds its user's lane longer than its own attempts allow: transient errors are tried
+again a bounded, counted number of times (`outcomes`), and any other error ends that one copy
+(`InFlightResolver.after_unexpected_error`), so the user's next copies go on. A full data disk
+(`DiskFullError`) is the exception: it stops every copy alike, so the lane waits for space
+(looking again every `disk_full_retry_s`) without charging the copy an attempt; the ledger and
+the nonce store report the condition once each way.
+
+Time rules are `CopierSettings.timings`, read against the injected clocks: `clock` (wall time:
+retry times, signal age, the start-up window) and `monotonic` (cache ages and waits).
 """
 
 from __future__ import annotations
@@ -40,23 +50,14 @@ from copytrader.copying.outcomes import CopyOutcomes
 from copytrader.copying.placing import CopyPlacer
 from copytrader.copying.resolving import InFlightResolver
 from copytrader.copying.snapshots import AccountSnapshots
+from copytrader.errors import DiskFullError
 from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
 from copytrader.logs import get_logger
 
 log = get_logger(__name__)
 
-# A lane with nothing to do re-reads the balances a fill made stale once every other lane is
-# idle too (the fan-out is over), or after this long at most.
-REFRESH_AFTER_IDLE_S = 0.5
 # The pool has one thread per user (a lane uses one at a time), capped.
 MAX_POOL_THREADS = 256
-# How long the batch waits for a market order's ticker (read once for all users) before it
-# leaves those copies to their lanes: the polling thread must not hang on a slow public API.
-WARM_TICKER_WAIT_S = 0.5
-# A batched copy whose lane starts within this long of the batch, with no master order updated
-# since, is sent on the batch's gates; a later one passes them again first. Every extra read
-# here is paid by all lanes at once (the GIL), and the batch checked them milliseconds ago.
-READY_FRESH_S = 0.5
 
 
 class Copier:
@@ -72,26 +73,32 @@ class Copier:
         stop: threading.Event,
         observer: CopyObserver | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ledger = ledger
         self._users = dict(users)
         self._stop = stop
         self._clock = clock
+        self._monotonic = monotonic
+        self._timings = settings.timings
         self._snapshots = {
             user_id: AccountSnapshots(
                 account.broker,
                 equity_asset=settings.equity_asset,
-                ttl_s=settings.snapshot_ttl_s,
+                ttl_s=settings.timings.snapshot_ttl_s,
+                clock=monotonic,
             )
             for user_id, account in self._users.items()
         }
         run_started_at = clock()
-        outcomes = CopyOutcomes(ledger, self._snapshots, observer=observer, clock=clock)
+        outcomes = CopyOutcomes(
+            ledger, self._snapshots, settings, observer=observer, clock=clock, stop=stop
+        )
         gates = CopyGates(kill_switch, settings, clock)
-        earlier_run = EarlierRunOrders(ledger)
+        earlier_run = EarlierRunOrders(ledger, margin_s=settings.timings.index_margin_s)
         self._placer = CopyPlacer(
             ledger, settings, self._snapshots, gates, earlier_run, outcomes,
-            stop=stop, run_started_at=run_started_at,
+            run_started_at=run_started_at, monotonic=monotonic,
         )  # fmt: skip
         self._resolver = InFlightResolver(
             ledger, settings, gates, earlier_run, self._placer, outcomes, clock
@@ -118,11 +125,14 @@ class Copier:
         with self._lock:
             idle = {u for u in pending if u not in self._running and u not in self._ready}
         if idle and not self._stop.is_set():
-            started = time.monotonic()
+            started = self._monotonic()
             try:
                 ready = prepare_batch(
-                    self._ledger, self._placer, self._users, pending, idle, self._warm_ticker
-                )
+                    self._ledger, self._placer, self._users, pending, idle, self._warm_ticker,
+                    self._monotonic,
+                )  # fmt: skip
+            except DiskFullError:  # reported by the ledger once; the lanes wait for space
+                ready = {}
             except Exception as error:  # noqa: BLE001 - the lanes do it one by one instead
                 log.warning(
                     "copy.batch_failed",
@@ -137,7 +147,7 @@ class Copier:
                     message=f"sized {len(ready)} copies of {', '.join(masters)} together",
                     master_txids=masters,
                     copies=len(ready),
-                    duration_ms=round((time.monotonic() - started) * 1000, 1),
+                    duration_ms=round((self._monotonic() - started) * 1000, 1),
                 )
             with self._lock:
                 self._ready.update(ready)
@@ -146,13 +156,13 @@ class Copier:
                 self._wake(user_id)
 
     def _warm_ticker(self, account: UserAccount, master: MasterOrderRecord) -> None:
-        """Read a market order's ticker for the batch, waiting WARM_TICKER_WAIT_S at most (on
+        """Read a market order's ticker for the batch, waiting `warm_ticker_wait_s` at most (on
         its own thread, so a hung read only leaves the copies to their lanes)."""
         if not self._placer.needs_ticker(account, master):
             return
         reading = self._ticker_reader.submit(self._placer.warm_ticker, account, master)
         with contextlib.suppress(FutureTimeout):
-            reading.result(timeout=WARM_TICKER_WAIT_S)
+            reading.result(timeout=self._timings.warm_ticker_wait_s)
 
     def _wake(self, user_id: str) -> None:
         with self._lock:
@@ -231,17 +241,17 @@ class Copier:
 
     def _wait_for_quiet(self, user_id: str, wakeup: threading.Event) -> bool:
         """Wait until every running lane is idle like this one (the fan-out is over) or
-        REFRESH_AFTER_IDLE_S passed; True if new work for this user (or the stop) came first.
+        `refresh_after_idle_s` passed; True if new work for this user (or the stop) came first.
 
         Waiters are woken once, when the last busy lane goes idle, not at every change (a
         hundred lanes waking each other would cost more than the refresh saves)."""
-        deadline = time.monotonic() + REFRESH_AFTER_IDLE_S
+        deadline = self._monotonic() + self._timings.refresh_after_idle_s
         with self._lock:
             self._waiting.add(user_id)
             self._release_if_quiet()
         try:
             while True:
-                left = deadline - time.monotonic()
+                left = deadline - self._monotonic()
                 if left > 0:
                     wakeup.wait(left)
                 with self._lock:
@@ -280,30 +290,79 @@ class Copier:
     # ---- one copy -----------------------------------------------------------------------
 
     def _send_ready(self, user_id: str, ready: ReadyCopy) -> None:
-        try:
+        def send() -> None:
             fresh = (
-                time.monotonic() - ready.prepared_at < READY_FRESH_S
+                self._monotonic() - ready.prepared_at < self._timings.ready_fresh_s
                 and self._ledger.master_updates == ready.master_updates
             )
             self._placer.send_presized(
                 self._users[user_id], ready.master, ready.copy, ready.request, ready.notes,
                 recheck=not fresh,
             )  # fmt: skip
-        except LedgerError as error:
-            _state_moved(ready.master.txid, user_id, error)
+
+        self._guarded(user_id, ready.copy, send, master=ready.master)
 
     def _process(self, user_id: str, copy: CopyRecord) -> None:
         account = self._users[user_id]
-        master = self._ledger.master_order(copy.master_txid)
-        try:
+
+        def step() -> None:
+            master = self._ledger.master_order(copy.master_txid)
             if copy.state is CopyState.PLACED:
                 self._canceller.cancel(account, master, copy)
             elif copy.state is CopyState.SUBMITTING:
                 self._resolver.resolve(account, master, copy)
             else:
                 self._placer.plan_and_send(account, master, copy)
+
+        self._guarded(user_id, copy, step)
+
+    def _guarded(
+        self,
+        user_id: str,
+        copy: CopyRecord,
+        step: Callable[[], None],
+        *,
+        master: MasterOrderRecord | None = None,
+    ) -> None:
+        """Run one step of a copy; whatever it raises ends at most that copy, never the lane.
+
+        LedgerError: the copy moved on underneath (the master's cancel), the lane reads it
+        again. DiskFullError: nothing was written (nor sent); the lane waits and tries again,
+        uncounted. Anything else is a bug or a value that cannot be used: that copy ends."""
+        try:
+            step()
         except LedgerError as error:
-            _state_moved(master.txid, user_id, error)
+            _state_moved(copy.master_txid, user_id, error)
+        except DiskFullError as error:
+            self._wait_for_disk(user_id, copy, error)
+        except Exception as error:  # noqa: BLE001 - ends this one copy, loudly
+            self._end_after_bug(user_id, copy, error, master)
+
+    def _end_after_bug(
+        self,
+        user_id: str,
+        copy: CopyRecord,
+        error: Exception,
+        master: MasterOrderRecord | None,
+    ) -> None:
+        try:
+            if master is None:
+                master = self._ledger.master_order(copy.master_txid)
+            self._resolver.after_unexpected_error(self._users[user_id], master, copy, error)
+        except LedgerError as moved:
+            _state_moved(copy.master_txid, user_id, moved)
+        except DiskFullError as full:
+            self._wait_for_disk(user_id, copy, full)
+
+    def _wait_for_disk(self, user_id: str, copy: CopyRecord, error: DiskFullError) -> None:
+        # Reported once by the ledger or the nonce store; every lane waits alike, uncounted.
+        log.debug(
+            "copy.waits_for_disk",
+            message=f"copy of {copy.master_txid} for {user_id} waits for disk space: {error}",
+            master_txid=copy.master_txid,
+            user=user_id,
+        )
+        self._stop.wait(self._timings.disk_full_retry_s)
 
 
 def _state_moved(master_txid: str, user_id: str, error: LedgerError) -> None:

@@ -1,13 +1,22 @@
 """How a copy ends, or waits: each outcome is written to the ledger, logged as one event with
 the latency from the master order, counted by the observer, and, once all copies of the master
-order are done, summed up in one `copy.summary`."""
+order are done, summed up in one `copy.summary`.
+
+Waiting is bounded: a transient failure is tried again after a backoff, and each try counts
+against `CopierSettings.max_attempts` (a send counts itself when it writes `submitting`; a
+failed sizing read, lookup or CancelOrder counts here). When the attempts are spent the copy
+ends: `failed` if nothing can have been sent; for a copy that may be on Kraken (`submitting`),
+`failed` with `outcome_unknown` in its event and "outcome unknown" in its ledger error, so the
+operator knows to look its `cl_ord_id` up; a cancel that cannot be done leaves the copy
+`placed`, its cancel request dropped, with a `copy.cancel_failed` error event."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from copytrader.copying.accounts import CopyObserver
+from copytrader.copying.accounts import CopierSettings, CopyObserver
 from copytrader.copying.snapshots import AccountSnapshots
 from copytrader.domain import OrderType, Side
 from copytrader.errors import KrakenError
@@ -18,9 +27,8 @@ from copytrader.logs import get_logger
 
 log = get_logger(__name__)
 
-# Waits between attempts at one copy double from FIRST_RETRY_S up to MAX_RETRY_S.
-FIRST_RETRY_S = 0.5
-MAX_RETRY_S = 8.0
+# Marks, in the ledger's error and in the reason, a copy given up while it may be on Kraken.
+OUTCOME_UNKNOWN = "outcome unknown"
 
 
 def error_text(error: BaseException) -> str:
@@ -36,46 +44,117 @@ class CopyOutcomes:
         self,
         ledger: Ledger,
         snapshots: Mapping[str, AccountSnapshots],
+        settings: CopierSettings,
         *,
         observer: CopyObserver | None,
         clock: Callable[[], float],
+        stop: threading.Event | None = None,
     ) -> None:
         self._ledger = ledger
         self._snapshots = snapshots
+        self._settings = settings
         self._observer = observer
         self._clock = clock
+        self._stop = stop
 
-    def schedule_retry(
+    def retry_or_give_up(
         self,
         master: MasterOrderRecord,
         copy: CopyRecord,
         error: BaseException,
         *,
-        immediate: bool = False,
         state: CopyState = CopyState.SUBMITTING,
+        counted: bool = True,
     ) -> None:
-        wait_s = (
-            0.0 if immediate else min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** max(0, copy.attempts - 1))
-        )
+        """After a transient failure: try again later, or end the copy once its attempts are
+        spent. `counted=False` for a send, which counted itself when it wrote `submitting`;
+        such a copy is always looked up once more (its next try) before anything ends it."""
         text = error_text(error)
+        # A try cut short by the daemon's stop is the stop's doing, not the copy's.
+        counted = counted and not (self._stop is not None and self._stop.is_set())
+        attempts = copy.attempts + (1 if counted else 0)
+        if counted and attempts >= self._settings.max_attempts:
+            why = f"gave up after {attempts} attempts: {text}"
+            if state is CopyState.PLANNED:
+                self.fail(master, copy, why, level="error")
+            elif state is CopyState.SUBMITTING:
+                self.fail_outcome_unknown(master, copy, why)
+            else:
+                self.cancel_failed(master, copy, why)
+            return
+        timings = self._settings.timings
+        if state is CopyState.PLANNED:
+            wait_s = timings.planned_retry_s
+        else:
+            backoff = timings.first_retry_s * 2 ** max(0, attempts - 1)
+            wait_s = min(timings.max_retry_s, backoff)
         try:
             self._ledger.schedule_retry(
                 master.txid, copy.user_id, next_attempt_at=self._clock() + wait_s, error=text,
-                state=state,
+                state=state, count_attempt=counted,
             )  # fmt: skip
         except LedgerError:
             return
+        then = "checking Kraken and " if state is CopyState.SUBMITTING else ""
         log.warning(
             "copy.retry",
             message=(
                 f"copy of {master.txid} for {copy.user_id}: {text}; "
-                f"checking Kraken and retrying in {wait_s:.1f} s"
+                f"{then}trying again in {wait_s:.1f} s (attempt {attempts} of "
+                f"{self._settings.max_attempts})"
             ),
             master_txid=master.txid,
             user=copy.user_id,
             cl_ord_id=copy.cl_ord_id,
+            state=state.value,
             error=text,
-            attempt=copy.attempts,
+            attempt=attempts,
+            max_attempts=self._settings.max_attempts,
+        )
+
+    def fail_outcome_unknown(
+        self,
+        master: MasterOrderRecord,
+        copy: CopyRecord,
+        why: str,
+        *,
+        exc_info: BaseException | None = None,
+    ) -> None:
+        """End a copy that may be on Kraken without knowing (its lookups failed): `failed`,
+        never sent again, and marked so that the operator looks its cl_ord_id up."""
+        self.fail(
+            master, copy,
+            f"{OUTCOME_UNKNOWN}: {why}; the order may be on Kraken, look up cl_ord_id "
+            f"{copy.cl_ord_id}",
+            level="error", exc_info=exc_info, outcome_unknown=True,
+        )  # fmt: skip
+
+    def cancel_failed(
+        self,
+        master: MasterOrderRecord,
+        copy: CopyRecord,
+        why: str,
+        *,
+        exc_info: BaseException | None = None,
+    ) -> None:
+        """Stop trying to cancel a placed copy: it stays `placed` (and may still be open on
+        Kraken), its cancel request dropped, with one error event that says so."""
+        self._ledger.clear_cancel_request(
+            master.txid, copy.user_id, reason=f"cancel failed: {why}", error=why
+        )
+        log.error(
+            "copy.cancel_failed",
+            message=(
+                f"could not cancel the copy of {master.txid} for {copy.user_id} ({why}); it "
+                f"may still be open on Kraken: cancel txid {copy.txid or '?'} / cl_ord_id "
+                f"{copy.cl_ord_id} by hand"
+            ),
+            master_txid=master.txid,
+            user=copy.user_id,
+            txid=copy.txid,
+            cl_ord_id=copy.cl_ord_id,
+            error=why,
+            exc_info=exc_info,
         )
 
     def _latency_fields(self, master: MasterOrderRecord, acked_at: float) -> dict[str, float]:
@@ -180,11 +259,27 @@ class CopyOutcomes:
             self._observer.copy_skipped if self._observer else None,
         )  # fmt: skip
 
-    def fail(self, master: MasterOrderRecord, copy: CopyRecord, error: str) -> None:
+    def fail(
+        self,
+        master: MasterOrderRecord,
+        copy: CopyRecord,
+        error: str,
+        *,
+        level: str = "warning",
+        exc_info: BaseException | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        """End the copy `failed`. A refusal by Kraken (funds, minimums, a bad key) is a
+        warning; a bug, or attempts spent, an error (`exc_info`: with the traceback)."""
         self._ledger.mark_failed(master.txid, copy.user_id, error=error)
+        fields: dict[str, object] = {"error": error}
+        if outcome_unknown:
+            fields["outcome_unknown"] = True
+        if exc_info is not None:
+            fields["exc_info"] = exc_info
         self._report(
-            log.warning, "copy.failed", f"failed: {error}", master, copy, {"error": error},
-            self._observer.copy_failed if self._observer else None,
+            log.error if level == "error" else log.warning, "copy.failed", f"failed: {error}",
+            master, copy, fields, self._observer.copy_failed if self._observer else None,
         )  # fmt: skip
 
     def _report(
@@ -194,7 +289,7 @@ class CopyOutcomes:
         outcome: str,
         master: MasterOrderRecord,
         copy: CopyRecord,
-        fields: dict[str, str],
+        fields: Mapping[str, object],
         count: Callable[[], None] | None,
     ) -> None:
         """Log a copy that ended without being placed, count it, and sum up the master order."""

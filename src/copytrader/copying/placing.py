@@ -1,11 +1,14 @@
 """Placing one planned copy: a lookup if an earlier run may have sent it, the gates, sizing,
-`submitting` written, then AddOrder and its outcome."""
+`submitting` written, then AddOrder and its outcome.
+
+Errors: a transient one (`TransientError`) is tried again, counted (see `outcomes`); Kraken's
+refusal of the order or the account ends the copy `failed`; anything else (a bug, a value that
+cannot be sized) is raised to the copy's lane, which ends that copy (see `Copier._process`)."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from copytrader.copying.accounts import CopierSettings, UserAccount
@@ -16,21 +19,12 @@ from copytrader.copying.outcomes import CopyOutcomes, error_text
 from copytrader.copying.sizing import SizingRequest, Skipped, size_copy
 from copytrader.copying.snapshots import AccountSnapshots
 from copytrader.domain import Side, SizingMode
-from copytrader.errors import AccountUnusableError, OrderRejectedError
+from copytrader.errors import AccountUnusableError, OrderRejectedError, TransientError
 from copytrader.kraken.models import OrderRequest, PairInfo
 from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
 from copytrader.logs import get_logger
 
 log = get_logger(__name__)
-
-# Public ticker prices (market orders' reference price) are shared by all users this long.
-TICKER_TTL_S = 2.0
-# A planned copy whose balance reads failed is sized again after this long.
-PLANNED_RETRY_S = 2.0
-# Copies of master orders opened before this run started (plus this margin for the difference
-# between Kraken's clock and ours) are checked against the exchange before being sent, in case
-# an earlier run sent them.
-CLOCK_SKEW_S = 5.0
 
 
 class _NotCached(Exception):
@@ -49,17 +43,18 @@ class CopyPlacer:
         earlier_run: EarlierRunOrders,
         outcomes: CopyOutcomes,
         *,
-        stop: threading.Event,
         run_started_at: float,
+        monotonic: Callable[[], float],
     ) -> None:
         self._ledger = ledger
         self._settings = settings
+        self._timings = settings.timings
         self._snapshots = snapshots
         self._gates = gates
         self._earlier_run = earlier_run
         self._outcomes = outcomes
-        self._stop = stop
         self._run_started_at = run_started_at
+        self._monotonic = monotonic
         self._lock = threading.Lock()  # guards the ticker cache, shared by all lanes
         # (pair id, side) -> (read at, price): a buy is sized at the ask, a sell at the bid.
         self._tickers: dict[tuple[str, Side], tuple[float, Decimal]] = {}
@@ -67,7 +62,7 @@ class CopyPlacer:
     def _earlier_run_may_have_sent(self, master: MasterOrderRecord) -> bool:
         return (
             master.first_seen_at < self._run_started_at
-            or master.opentm < self._run_started_at + CLOCK_SKEW_S
+            or master.opentm < self._run_started_at + self._timings.start_window_s
         )
 
     def presize(
@@ -137,8 +132,8 @@ class CopyPlacer:
             except AccountUnusableError as error:
                 self._outcomes.fail(master, copy, error_text(error))
                 return
-            except Exception as error:  # noqa: BLE001 - any failure: try again later
-                self._retry_planned_later(master, copy, error)
+            except TransientError as error:
+                self._outcomes.retry_or_give_up(master, copy, error, state=CopyState.PLANNED)
                 return
             if found is not None:
                 try:
@@ -165,8 +160,8 @@ class CopyPlacer:
         except (AccountUnusableError, OrderRejectedError) as error:  # e.g. unknown pair
             self._outcomes.fail(master, copy, error_text(error))
             return
-        except Exception as error:  # noqa: BLE001 - balance reads failed: try again later
-            self._retry_planned_later(master, copy, error)
+        except TransientError as error:  # a balance or ticker read failed: try again later
+            self._outcomes.retry_or_give_up(master, copy, error, state=CopyState.PLANNED)
             return
         if isinstance(request_or_skip, Skipped):
             self._outcomes.skip(master, copy, request_or_skip.reason)
@@ -177,20 +172,6 @@ class CopyPlacer:
             price2=request.price2,
         )  # fmt: skip
         self.send(account, master, sub, request, notes)
-
-    def _retry_planned_later(
-        self, master: MasterOrderRecord, copy: CopyRecord, error: BaseException
-    ) -> None:
-        # Nothing was sent, so the row stays `planned` (a restart sizes it afresh) and the
-        # lane waits here; the gates (kill switch, cancel, signal age) still end it.
-        log.warning(
-            "copy.retry",
-            message=f"copy of {master.txid} for {copy.user_id} waits: {error_text(error)}",
-            master_txid=master.txid,
-            user=copy.user_id,
-            error=error_text(error),
-        )
-        self._stop.wait(PLANNED_RETRY_S)
 
     def _size(
         self,
@@ -268,7 +249,7 @@ class CopyPlacer:
             return cached
         if offline:
             raise _NotCached("ticker")
-        now = time.monotonic()
+        now = self._monotonic()
         ticker = account.broker.ticker(info.pair_id)
         price = ticker.ask if side is Side.BUY else ticker.bid
         price = price if price > 0 else ticker.last
@@ -279,10 +260,10 @@ class CopyPlacer:
         return price
 
     def _fresh_ticker(self, pair_id: str, side: Side) -> Decimal | None:
-        """The cached price for this pair and side if younger than TICKER_TTL_S."""
+        """The cached price for this pair and side if younger than the ticker TTL."""
         with self._lock:
             cached = self._tickers.get((pair_id, side))
-        if cached is not None and time.monotonic() - cached[0] < TICKER_TTL_S:
+        if cached is not None and self._monotonic() - cached[0] < self._timings.ticker_ttl_s:
             return cached[1]
         return None
 
@@ -317,8 +298,8 @@ class CopyPlacer:
                 return
             self._outcomes.fail(master, copy, error_text(error))
             return
-        except Exception as error:  # noqa: BLE001 - outcome unknown or transient: look it up
-            self._outcomes.schedule_retry(master, copy, error)
+        except TransientError as error:  # outcome unknown, or not sent: look it up first
+            self._outcomes.retry_or_give_up(master, copy, error, counted=False)
             return
         if request.validate:
             why = f"dry run: validated by Kraken ({result.description})"

@@ -1,6 +1,11 @@
 """Resolving a copy left `submitting` (by a crash, a lost reply, a transient error): Kraken is
 asked for its `cl_ord_id` first; found -> `placed`; not found -> sent again (same cl_ord_id,
-same volume) while the signal still stands, else abandoned."""
+same volume) while the signal still stands and attempts are left, else abandoned.
+
+A lookup that fails transiently counts an attempt; once they are spent, the copy ends `failed`
+marked "outcome unknown" (see `outcomes`), never sent again without a lookup. The same holds
+after a bug (an unexpected exception) at any step of a copy: `after_unexpected_error` looks a
+copy that may have been sent up once, and ends it by what that shows."""
 
 from __future__ import annotations
 
@@ -9,10 +14,10 @@ from collections.abc import Callable
 from copytrader.copying.accounts import CopierSettings, UserAccount
 from copytrader.copying.exchange_index import EarlierRunOrders
 from copytrader.copying.gates import CopyGates
-from copytrader.copying.outcomes import CopyOutcomes
+from copytrader.copying.outcomes import CopyOutcomes, error_text
 from copytrader.copying.placing import CopyPlacer
 from copytrader.domain import OrderStatus
-from copytrader.errors import OrderRejectedError
+from copytrader.errors import OrderRejectedError, TransientError
 from copytrader.kraken.retry import OUTCOME_SETTLE_S
 from copytrader.ledger import CopyRecord, CopyState, Ledger, MasterOrderRecord
 from copytrader.logs import get_logger
@@ -49,8 +54,8 @@ class InFlightResolver:
             else:
                 self._settle(account, copy)
                 found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
-        except Exception as error:  # noqa: BLE001 - cannot tell yet: try again later
-            self._outcomes.schedule_retry(master, copy, error)
+        except TransientError as error:  # cannot tell yet: look again later
+            self._outcomes.retry_or_give_up(master, copy, error)
             return
         if found is not None:
             self._outcomes.placed(master, copy, found.txid, resolved=True)
@@ -96,8 +101,8 @@ class InFlightResolver:
                 count = account.broker.cancel_order(cl_ord_id=copy.cl_ord_id)
             except OrderRejectedError:
                 return False
-            except Exception as error:  # noqa: BLE001 - cannot tell yet: try again later
-                self._outcomes.schedule_retry(master, copy, error)
+            except TransientError as error:  # cannot tell yet: try again later
+                self._outcomes.retry_or_give_up(master, copy, error)
                 return True
             self._outcomes.placed(
                 master, copy, None, resolved=True, notes=("found by cancelling it",)
@@ -110,8 +115,8 @@ class InFlightResolver:
         try:
             account.broker.settle(OUTCOME_SETTLE_S)
             found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
-        except Exception as error:  # noqa: BLE001 - cannot tell yet: try again later
-            self._outcomes.schedule_retry(master, copy, error)
+        except TransientError as error:  # cannot tell yet: try again later
+            self._outcomes.retry_or_give_up(master, copy, error)
             return True
         if found is None:
             return False
@@ -135,3 +140,53 @@ class InFlightResolver:
             self._outcomes.fail(master, copy, reason)
         else:
             self._outcomes.skip(master, copy, reason)
+
+    def after_unexpected_error(
+        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord, error: Exception
+    ) -> None:
+        """End the copy an unexpected error (a bug: not a transient error, not Kraken's refusal)
+        happened in, whatever step it was at, with one error event carrying the traceback. It
+        is not tried again (a bug would only recur, holding up the user's later copies).
+
+        Planned: nothing was sent, `failed`. Submitting (the order may have been sent): looked
+        up once first; found -> `placed`, not found -> `failed`, lookup impossible -> `failed`
+        marked "outcome unknown". Placed with a cancel to do: the cancel is given up."""
+        text = error_text(error)
+        current = self._ledger.copy(copy.master_txid, copy.user_id)
+        if current.state is CopyState.PLANNED:
+            self._outcomes.fail(master, current, text, level="error", exc_info=error)
+        elif current.state is CopyState.SUBMITTING:
+            try:
+                self._settle(account, current)
+                found = account.broker.find_order_by_cl_ord_id(current.cl_ord_id)
+            except Exception as lookup_error:  # noqa: BLE001 - reported with the copy's end
+                why = f"{text}; then the lookup failed: {error_text(lookup_error)}"
+                self._outcomes.fail_outcome_unknown(master, current, why, exc_info=error)
+                return
+            if found is None:
+                why = f"{text} (not on Kraken: looked up by cl_ord_id)"
+                self._outcomes.fail(master, current, why, level="error", exc_info=error)
+                return
+            log.error(
+                "copy.unexpected_error",
+                message=f"copy of {master.txid} for {current.user_id}: {text}; the order is on"
+                " Kraken, recorded as placed",
+                master_txid=master.txid,
+                user=current.user_id,
+                cl_ord_id=current.cl_ord_id,
+                error=text,
+                exc_info=error,
+            )
+            self._outcomes.placed(master, current, found.txid, resolved=True)
+        elif current.state is CopyState.PLACED and current.cancel_requested:
+            self._outcomes.cancel_failed(master, current, text, exc_info=error)
+        else:
+            log.error(
+                "copy.unexpected_error",
+                message=f"copy of {master.txid} for {current.user_id} ({current.state.value}):"
+                f" {text}",
+                master_txid=master.txid,
+                user=current.user_id,
+                error=text,
+                exc_info=error,
+            )

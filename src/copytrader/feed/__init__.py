@@ -9,7 +9,7 @@ what the ledger last recorded of it:
 - cancelled / expired -> `MasterOrderCancelled` / `MasterOrderExpired`;
 - any other status change (pending -> open) -> `MasterStatusChanged`.
 
-Rules for new orders (issue 5):
+Rules for new orders:
 - orders that existed before the daemon FIRST started on this data folder are never copied:
   the first start records them as BASELINE;
 - an order still open (a resting limit, an untriggered stop) is copied whatever its age;

@@ -11,12 +11,13 @@ One file `copies.sqlite3` in the data folder (WAL journal), three tables:
 - `meta`: the feed's cursor and the baseline time of the very first start.
 
 The ledger is the copier's work queue: whatever is not terminal is picked up again after a
-crash. Writes from all threads are group-committed by one writer thread; every public method
-is one transaction.
+crash. Every public method is one transaction; a write runs on the calling thread, holding
+the one write connection's lock. A full disk fails the write as `DiskFullError`, reported
+once per episode (see `store`).
 
-Its parts: `records` (what is stored), `schema` (tables and rows), `store` (connections and
-the writer thread), `master_orders` (master orders, baseline, cursor), `copy_states` (copy
-state transitions and summaries), `copy_queries` (reads of the copies).
+Its parts: `records` (what is stored), `schema` (tables and rows), `store` (connections, the
+write lock, the full-disk watch), `master_orders` (master orders, baseline, cursor),
+`copy_states` (copy state transitions and summaries), `copy_queries` (reads of the copies).
 """
 
 from __future__ import annotations

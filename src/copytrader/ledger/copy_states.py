@@ -175,13 +175,15 @@ class CopyStateMachine(LedgerStore):
         next_attempt_at: float,
         error: str,
         state: CopyState = CopyState.SUBMITTING,
+        count_attempt: bool = False,
     ) -> CopyRecord:
-        """The outcome is unknown or the call failed transiently: keep the state (`submitting`,
-        so the next attempt starts with a lookup on Kraken; or `placed` with a cancel still to
-        do) and wait until `next_attempt_at`."""
-        if state not in (CopyState.SUBMITTING, CopyState.PLACED):
-            raise LedgerError(f"retries are for submitting or placed copies, not {state.value}")
-        stay = _Move((state,), state)
+        """A try failed transiently: keep the state (`planned`, nothing was sent; `submitting`,
+        so the next try starts with a lookup on Kraken; or `placed` with a cancel still to do)
+        and wait until `next_attempt_at`. `count_attempt`: the failed try counts against the
+        copy's attempts (a send already counted itself when it wrote `submitting`)."""
+        if state not in (CopyState.PLANNED, CopyState.SUBMITTING, CopyState.PLACED):
+            raise LedgerError(f"retries are for unfinished or placed copies, not {state.value}")
+        stay = _Move((state,), state, count_attempt=count_attempt)
         return self._transition(
             stay, master_txid, user_id, next_attempt_at=next_attempt_at, error=error
         )
@@ -189,11 +191,15 @@ class CopyStateMachine(LedgerStore):
     def mark_cancelled(self, master_txid: str, user_id: str, *, reason: str) -> CopyRecord:
         return self._transition(_CANCEL, master_txid, user_id, cancel_requested=0, reason=reason)
 
-    def clear_cancel_request(self, master_txid: str, user_id: str, *, reason: str) -> CopyRecord:
-        """The copy cannot be cancelled (it already filled): keep it placed, note why."""
+    def clear_cancel_request(
+        self, master_txid: str, user_id: str, *, reason: str, error: str | None = None
+    ) -> CopyRecord:
+        """The copy is not to be cancelled after all (it already filled, or cancelling it
+        failed for good, `error` then says why): keep it placed, note why."""
         return self._transition(
-            _KEEP_PLACED, master_txid, user_id, cancel_requested=0, reason=reason
-        )
+            _KEEP_PLACED, master_txid, user_id, cancel_requested=0, reason=reason, error=error,
+            next_attempt_at=None,
+        )  # fmt: skip
 
     # ---- summaries ----------------------------------------------------------------------
 

@@ -191,8 +191,11 @@ class MasterOrderBook(LedgerStore):
                 " WHERE master_txid = ? AND state = 'planned'",
                 (skip_reason, now, txid),
             )
+            # A placed copy's cancel is a step of its own, with attempts of its own; a copy
+            # still being sent keeps counting the tries at placing it.
             db.execute(
-                "UPDATE copies SET cancel_requested = 1, updated_at = ?"
+                "UPDATE copies SET cancel_requested = 1, updated_at = ?,"
+                " attempts = CASE WHEN state = 'placed' THEN 0 ELSE attempts END"
                 " WHERE master_txid = ? AND state IN ('submitting', 'placed')",
                 (now, txid),
             )

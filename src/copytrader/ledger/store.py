@@ -1,6 +1,11 @@
 """The ledger's connections: one write connection that threads take turns on (each write its
 own transaction, run by the thread that asks for it), and one read-only connection per
-reading thread (WAL)."""
+reading thread (WAL).
+
+A full disk (SQLite's "database or disk is full") fails the write it hit, which is rolled back
+and raised as `DiskFullError`; the condition is logged once when it starts (`ledger.disk_full`)
+and once when a write goes through again (`ledger.disk_full_recovered`), however many writes
+of however many threads hit it meanwhile."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+from copytrader.errors import DiskFullError
 from copytrader.ledger.records import LedgerError
 from copytrader.ledger.schema import SCHEMA
 from copytrader.logs import get_logger
@@ -24,6 +30,10 @@ LEDGER_FILE_NAME = "copies.sqlite3"
 # How often the write-ahead log is copied back into the database file (see _checkpoint_loop).
 CHECKPOINT_EVERY_S = 5.0
 CHECKPOINT_STOP_TIMEOUT_S = 10.0
+# SQLite's primary result code for "database or disk is full".
+SQLITE_FULL = 13
+# Larger than any ledger: what `limit_size(None)` sets (SQLite clamps it to its own maximum).
+NO_PAGE_LIMIT = 4_294_967_294
 _T = TypeVar("_T")
 
 
@@ -47,6 +57,7 @@ class LedgerStore:
         self._readers: list[sqlite3.Connection] = []
         self._write_lock = threading.Lock()
         self._writing_thread: int | None = None
+        self._disk_full = False  # a write failed on a full disk, none went through since
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             str(path), timeout=30.0, isolation_level=None, check_same_thread=False
@@ -149,6 +160,42 @@ class LedgerStore:
             finally:
                 self._writing_thread = None
 
+    def limit_size(self, pages: int | None) -> int:
+        """Cap the ledger file at `pages` (at least 1) database pages (SQLite's
+        `max_page_count`; None lifts the cap); returns the cap in force, never below the file's
+        current size. A write that needs more pages fails exactly as on a full disk, with
+        SQLite's own "database or disk is full": the test hook for that condition, which no
+        test can make of a real disk."""
+        with self._holding_write_lock() as db:
+            wanted = NO_PAGE_LIMIT if pages is None else max(1, pages)
+            return int(db.execute(f"PRAGMA max_page_count = {int(wanted)}").fetchall()[0][0])
+
+    @contextmanager
+    def _disk_space_watch(self) -> Iterator[None]:
+        """Turn a full disk into DiskFullError, and report the condition's start and end once
+        each (the caller holds the write lock, which guards the flag)."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF != SQLITE_FULL:
+                raise
+            if not self._disk_full:
+                self._disk_full = True
+                log.error(
+                    "ledger.disk_full",
+                    message=f"{self.path.name}: the disk is full ({error}); copying waits"
+                    " until there is space again, nothing is lost",
+                    path=str(self.path),
+                )
+            raise DiskFullError(f"{self.path.name}: {error}") from error
+        if self._disk_full:
+            self._disk_full = False
+            log.info(
+                "ledger.disk_full_recovered",
+                message=f"{self.path.name}: writes go through again; copying resumes",
+                path=str(self.path),
+            )
+
     def _write_statement(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         """One statement as a transaction of its own (autocommit); its rows (RETURNING).
 
@@ -156,21 +203,21 @@ class LedgerStore:
         is held across one GIL hand-back, not four (BEGIN, UPDATE, read back, COMMIT). With a
         hundred lanes wanting the GIL, each hand-back can cost milliseconds, which every lane
         queued on the lock waits for too."""
-        with self._holding_write_lock() as db:
+        with self._holding_write_lock() as db, self._disk_space_watch():
             return db.execute(sql, params).fetchall()
 
     def _write(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run `operation` in a write transaction of its own; return its result once committed.
 
-        The calling thread runs it, holding the write lock: one commit per write. This used to
-        be a writer thread group-committing everyone's writes, but with a hundred copy lanes
-        busy that thread had to win the GIL for each write against all of them, and a lane
-        waited 20-40 ms (up to 140) for its `submitting` row before it could send its order.
-        A commit here is cheap (WAL, synchronous=NORMAL: no fsync), and a thread waiting for
-        the lock does not compete for the GIL. An operation that fails is rolled back alone
-        and its error raised to its caller.
+        The calling thread runs it, holding the write lock: one commit per write. No writer
+        thread of its own: with a hundred copy lanes busy, such a thread would have to win the
+        GIL for each write against all of them, and a lane would wait tens of ms for its
+        `submitting` row before it could send its order. A commit here is cheap (WAL,
+        synchronous=NORMAL: no fsync), and a thread waiting for the lock does not compete for
+        the GIL. An operation that fails is rolled back alone and its error raised to its
+        caller.
         """
-        with self._holding_write_lock() as db:
+        with self._holding_write_lock() as db, self._disk_space_watch():
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = operation(db)

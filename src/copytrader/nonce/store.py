@@ -31,10 +31,13 @@ Rules:
   main file never makes us reuse a nonce even when the clock is behind. What cannot be recovered
   (every file gone AND the clock behind) the broker handles by jumping after `EAPI:Invalid nonce`.
 - Legacy migration: the MASTER file takes its first value from `kraken_nonce.txt` (the single
-  file every account used to share) when its own file does not exist yet.
+  file of the legacy layout, shared by every account) when its own file does not exist yet.
+- A full disk (ENOSPC, EDQUOT) while writing raises DiskFullError: the nonce is not handed out,
+  so nothing is sent with it. The condition is logged once per data folder when it starts
+  (`nonce.disk_full`) and once when a write goes through again (`nonce.disk_full_recovered`).
 
-Why the main file is not fsync'd on every nonce (it used to be; the fsync was a large part of a
-private call's cost). A write that returned is in the kernel's page cache, which every process
+Why the main file is not fsync'd on every nonce (the fsync would be a large part of a private
+call's cost). A write that returned is in the kernel's page cache, which every process
 reads and which survives the death of the writer (`kill -9`, OOM kill, a crash of Python). Only
 an OS crash or power cut loses it, and that leaves the main file holding an OLDER value (or
 empty, or missing) - never a newer one. The durable ceiling is above every nonce ever handed out
@@ -51,6 +54,7 @@ more such check, never a missed one, so the sidecar needs no fsync. Where no boo
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -61,7 +65,7 @@ from pathlib import Path
 
 import structlog
 
-from copytrader.errors import ConfigError, RetryLaterError
+from copytrader.errors import ConfigError, DiskFullError, RetryLaterError
 from copytrader.nonce.locks import locks_for
 
 log = structlog.get_logger(__name__)
@@ -78,6 +82,52 @@ DEFAULT_LOCK_TIMEOUT_S = 120.0
 _SANITIZE_DROP = re.compile(r"[^-a-z0-9_]")
 _DECIMAL_INTEGER = re.compile(r"\s*(\d{1,20})\s*")
 _BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class _FullDisks:
+    """The accounts whose nonce writes found the disk full, by data folder: the condition of a
+    folder starts with the first such account and ends when none is left (a file written in
+    place can go through on a full disk while another account's new file cannot), so it is
+    logged once each way, however many accounts and threads see it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failing: dict[Path, set[str]] = {}
+
+    def hit(self, folder: Path, account_id: str, exc: OSError) -> None:
+        with self._lock:
+            failing = self._failing.setdefault(folder, set())
+            started = not failing
+            failing.add(account_id)
+        if started:
+            log.error(
+                "nonce.disk_full",
+                message=f"cannot write nonce files in {folder}: the disk is full"
+                f" ({exc.strerror}); private calls wait until there is space again",
+                data_dir=str(folder),
+                account=account_id,
+            )
+
+    def written(self, folder: Path, account_id: str) -> None:
+        if folder not in self._failing:  # the usual case: no lock taken
+            return
+        with self._lock:
+            failing = self._failing.get(folder)
+            if failing is None or account_id not in failing:
+                return
+            failing.discard(account_id)
+            if failing:
+                return
+            del self._failing[folder]
+        log.info(
+            "nonce.disk_full_recovered",
+            message=f"nonce files in {folder} can be written again",
+            data_dir=str(folder),
+        )
+
+
+_FULL_DISKS = _FullDisks()
 
 
 @functools.cache
@@ -283,7 +333,10 @@ class NonceStore:
             account=self.account_id,
         )
 
-    def _write_error(self, exc: OSError) -> ConfigError:
+    def _write_error(self, exc: OSError) -> ConfigError | DiskFullError:
+        if exc.errno in _DISK_FULL_ERRNOS:
+            _FULL_DISKS.hit(self.data_dir, self.account_id, exc)
+            return DiskFullError(f"{self.path.name}: {exc.strerror or exc}")
         return ConfigError(
             f"cannot write the nonce file ({exc.strerror or exc}); is the folder writable?",
             source=str(self.path),
@@ -409,6 +462,7 @@ class NonceStore:
                 _overwrite_fd(main_fd, value, main_size)
         except OSError as exc:
             raise self._write_error(exc) from exc
+        _FULL_DISKS.written(self.data_dir, self.account_id)
 
     def _write(self, path: Path, value: int) -> None:
         if self._fsync_each_nonce:

@@ -26,7 +26,7 @@ from copytrader.config.settings import AccountSpec, Settings, load_settings
 from copytrader.copying.accounts import CopierSettings, UserAccount, UserSizing
 from copytrader.copying.kill_switch import KillSwitch
 from copytrader.copying.lanes import Copier
-from copytrader.errors import ConfigError, DataDirLockedError
+from copytrader.errors import ConfigError, DataDirLockedError, DiskFullError
 from copytrader.feed import MasterFeed, poll_interval_seconds
 from copytrader.feed.recorder import MasterRecorder
 from copytrader.kraken.broker import KrakenBroker
@@ -245,6 +245,10 @@ class CopyDaemon:
                 recorder.record(poll.events)
                 feed.commit(poll)
                 failures = 0
+            except DiskFullError as error:
+                # Reported once by the ledger or the nonce store when the disk filled up; the
+                # cursor did not move, so the next poll after space returns records it all.
+                log.debug("feed.poll_waits_for_disk", message=str(error))
             except Exception as error:  # noqa: BLE001 - logged; the loop keeps going
                 failures += 1
                 log.warning(
@@ -255,6 +259,8 @@ class CopyDaemon:
                 )
             try:
                 copier.kick()
+            except DiskFullError as error:
+                log.debug("copy.kick_waits_for_disk", message=str(error))
             except Exception as error:  # noqa: BLE001 - the ledger keeps the work; next poll
                 log.error(
                     "copy.kick_failed",
