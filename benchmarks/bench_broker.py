@@ -36,6 +36,7 @@ from benchmarks.broker_load import (
     rest_limits_off,
     start_worker,
 )
+from copytrader.domain import RateTier
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.nonce.store import NonceStore, wall_clock_ms
 from kraken_sim.process import SimProcess, running_sim
@@ -146,7 +147,10 @@ def bench_calls(count: int) -> None:
             data,
             nonce_store=NonceStore("USER:fsync", data, fsync_each_nonce=True),
         )
-        with_counter = load_broker(limited_account, sim.url, data, client_rate_limit=True)
+        with_counter = load_broker(
+            limited_account, sim.url, data, client_rate_limit=True,
+            tier=RateTier(limited_account.tier),
+        )  # fmt: skip
         variants: list[Callable[[], object]] = [
             lambda: raw.query_private("Balance", timeout=10),
             broker.balances,
