@@ -432,3 +432,35 @@ def test_forked_child_neither_shares_nor_frees_the_parents_lock(tmp_path: Path) 
     from_child = int(report.removeprefix("ok "))
     assert from_child > held
     assert take(store)[0] > from_child
+
+
+@pytest.mark.parametrize(
+    "stored", [1_700_000_000_000 * 1000, 2**64 - 10_000, 1_700_000_000_000 + 2 * 86_400_000]
+)
+def test_a_nonce_far_above_the_clock_is_warned_about_once_naming_the_file(
+    tmp_path: Path, stored: int
+) -> None:
+    """A file holding a value near 2^64 or days above the clock (a restored or edited file,
+    microseconds written as milliseconds) is still used, since Kraken may remember it, but one
+    warning names the file and what is left of the key's nonce space."""
+    clock = SteppingClock(1_700_000_000_000)
+    store = NonceStore("USER:ann", tmp_path, clock_ms=clock)
+    take(store)
+    store.path.write_text(f"{stored}\n")
+    with capture_logs() as logs:
+        assert take(store, 3) == [stored + 1, stored + 2, stored + 3]
+    warnings = [e for e in logs if e["event"] == "nonce.far_ahead"]
+    assert len(warnings) == 1
+    assert warnings[0]["log_level"] == "warning"
+    assert str(store.path) in warnings[0]["message"]
+    assert warnings[0]["remaining"] == 2**64 - 1 - (stored + 1)
+
+
+def test_a_nonce_jump_or_a_clock_slightly_behind_is_not_warned_about(tmp_path: Path) -> None:
+    clock = SteppingClock(1_700_000_000_000)
+    store = NonceStore("USER:ann", tmp_path, clock_ms=clock)
+    store.jump(10 * 60_000)
+    clock.now_ms -= 3_600_000
+    with capture_logs() as logs:
+        take(store, 2)
+    assert not [e for e in logs if e["event"] == "nonce.far_ahead"]

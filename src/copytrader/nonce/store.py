@@ -76,6 +76,9 @@ LEGACY_FILE_NAME = "kraken_nonce.txt"
 # at most this far in the future (harmless), and the ceiling is rewritten about once a minute.
 CEILING_MARGIN_MS = 60_000
 UINT64_MAX = 2**64 - 1
+# A nonce this far above the clock is warned about (once per store): a nonce jump after
+# `EAPI:Invalid nonce` moves minutes ahead, never a day.
+FAR_AHEAD_MS = 86_400_000
 # How long to wait for another thread or process holding this account's lock. A holder keeps it
 # for one request at most (bounded by the broker's timeout), so a longer wait means it is stuck.
 DEFAULT_LOCK_TIMEOUT_S = 120.0
@@ -275,6 +278,7 @@ class NonceStore:
         )
         # A lower bound of the ceiling on disk (the file only ever grows), to skip reading it.
         self._known_ceiling = 0
+        self._warned_far_ahead = False
         self._locks = locks_for(self.path, account_id)
 
     def __repr__(self) -> str:
@@ -353,7 +357,10 @@ class NonceStore:
         fd = self._open_main_for_update()
         if fd is None:
             last = self._read_last()
-            nonce = max(self._clock_ms(), last + 1)
+            now = self._clock_ms()
+            nonce = max(now, last + 1)
+            if nonce - now > FAR_AHEAD_MS:
+                self._warn_far_ahead(nonce, now)
             self._persist(nonce)
             return nonce
         # The usual case: the main file is read and overwritten through one descriptor (half the
@@ -364,11 +371,38 @@ class NonceStore:
             text = raw.decode("ascii", errors="replace")
             parsed = _parse(text)
             last = parsed if parsed is not None else self._recover(missing=False, text=text)
-            nonce = max(self._clock_ms(), last + 1)
+            now = self._clock_ms()
+            nonce = max(now, last + 1)
+            if nonce - now > FAR_AHEAD_MS:
+                self._warn_far_ahead(nonce, now)
             self._persist(nonce, main_fd=fd, main_size=len(raw))
         finally:
             os.close(fd)
         return nonce
+
+    def _warn_far_ahead(self, nonce: int, now: int) -> None:
+        """Once per store: the file's value is far above the clock (a restored or edited file,
+        another program's nonces in milliseconds times a thousand...). It is still used, since
+        Kraken may remember it and refuse anything lower, but every nonce this key can still
+        send is above it, so the operator must know."""
+        if self._warned_far_ahead:
+            return
+        self._warned_far_ahead = True
+        days = (nonce - now) / 86_400_000
+        log.warning(
+            "nonce.far_ahead",
+            message=(
+                f"nonce file {self.path} holds a value {days:,.1f} days of milliseconds above"
+                f" the clock ({nonce}); {UINT64_MAX - nonce} nonces are left for this key. If the"
+                " file was not meant to hold it, make a new API key for this account"
+            ),
+            account=self.account_id,
+            path=str(self.path),
+            nonce=nonce,
+            clock_ms=now,
+            ahead_days=round(days, 1),
+            remaining=UINT64_MAX - nonce,
+        )
 
     def _open_main_for_update(self) -> int | None:
         """The main file opened for reading and writing, or None: then take the general path."""
