@@ -22,6 +22,7 @@ from copytrader.config.types import AccountSpec, Settings
 from copytrader.errors import ConfigError
 from copytrader.logs import LEVELS, configure_logging
 from copytrader.nonce.store import nonce_file_name
+from copytrader.service.lifecycle import ensure_writable_data_dir
 from copytrader.service.probe import (
     AccountOutcome,
     AccountState,
@@ -50,6 +51,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     # warnings and worse unless LOG_LEVEL asks for more.
     level = settings.log_level if LEVELS[settings.log_level] > LEVELS["info"] else "warning"
     configure_logging(level, settings.log_format, stream=sys.stderr)
+    try:
+        ensure_writable_data_dir(settings.data_dir)
+    except ConfigError as error:
+        return _config_failure(error, as_json)
     report = connect_accounts(
         settings,
         stagger_s=min(settings.copy.connect_stagger_seconds, CHECK_STAGGER_S),

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -88,13 +89,19 @@ def read_lock_holder(data_dir: Path) -> LockHolder | None:
 
 
 def ensure_writable_data_dir(data_dir: Path) -> None:
-    """The data folder exists and this process can write there, else a ConfigError naming it.
+    """The data folder exists, this process can write there, and it is private to this user,
+    else a ConfigError naming it.
 
-    Checked before anything starts (the daemon, paper mode), so that a path naming a file, or a
-    folder of another user, is a configuration error rather than a traceback from deep inside.
+    Checked before anything starts (the daemon, `check`, paper mode), so that a path naming a
+    file, or a folder of another user, is a configuration error rather than a traceback from deep
+    inside. The folder holds the nonce files and the ledger: another local user who could read
+    them would learn the accounts' activity, and one who could write them could make a key's
+    nonces go backwards. So the process creates files 0600 and folders 0700 from here on
+    (umask 077), and what an earlier version or another tool left readable is made private.
     """
+    os.umask(0o077)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = data_dir / f".write-probe.{os.getpid()}"
         probe.write_text("")
         probe.unlink()
@@ -117,6 +124,41 @@ def ensure_writable_data_dir(data_dir: Path) -> None:
             " folder this user can write",
             source=str(data_dir),
         ) from error
+    _make_private(data_dir)
+
+
+def _make_private(data_dir: Path) -> None:
+    """Take the group's and others' bits off the folder and everything in it (0755 -> 0700,
+    0644 -> 0600); one event if anything had to change. Symlinks are left alone (chmod would
+    follow them out of the folder)."""
+    changed: list[str] = []
+    refused: list[str] = []
+    for path in [data_dir, *sorted(data_dir.rglob("*"))]:
+        try:
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            if stat.S_IMODE(info.st_mode) & 0o077:
+                path.chmod(stat.S_IMODE(info.st_mode) & ~0o077)
+                changed.append(str(path.relative_to(data_dir)) if path != data_dir else ".")
+        except OSError:
+            refused.append(str(path))
+    if changed:
+        log.info(
+            "data_dir.made_private",
+            message=f"data folder {data_dir}: {len(changed)} entries were readable by other users;"
+            " now only this user can read them",
+            data_dir=str(data_dir),
+            entries=changed[:20],
+        )
+    if refused:
+        log.warning(
+            "data_dir.not_private",
+            message=f"data folder {data_dir}: could not make {len(refused)} entries private"
+            " (not this user's?); other local users may read them",
+            data_dir=str(data_dir),
+            entries=refused[:20],
+        )
 
 
 @contextlib.contextmanager
