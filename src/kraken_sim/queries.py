@@ -18,6 +18,7 @@ from kraken_sim.errors import UNKNOWN_ASSET, SimError, invalid_arguments
 from kraken_sim.formatting import asset_amount, ledger_json, order_json, trade_json
 from kraken_sim.markets import PAIRS, find_asset
 from kraken_sim.orders import SimOrder, Trade
+from kraken_sim.txids import check_order_ids
 from kraken_sim.wallet import Wallet
 
 PAGE = 50
@@ -193,10 +194,12 @@ def closed_orders(wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def query_orders(wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The known orders among `txid` (up to 50); unknown ids are left out, as Kraken does."""
+    """The known orders among `txid` (up to 50); unknown ids are left out, as Kraken does, and a
+    malformed one is `EOrder:Invalid order` (txids.py)."""
     ids = p.comma_list(params, "txid")
     if not ids or len(ids) > MAX_QUERY_IDS:
         raise SimError(invalid_arguments("txid"))
+    check_order_ids(ids)
     with_trades = p.boolean(params, "trades")
     keep = _order_filter(params)
     found = (wallet.orders.get(txid) for txid in ids)
