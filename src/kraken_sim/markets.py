@@ -6,9 +6,11 @@ which rule filled it):
   first issue: `ordermin`, `costmin`, `tick_size`, `pair_decimals`, `lot_decimals` and
   `cost_decimals` of XXBTZUSD, SOLUSD and XETHXXBT as recorded live AssetPairs answers show them;
   the EUR pairs use Kraken's EUR `costmin` of 0.45; the stablecoin pairs Kraken's 5-unit minimum.
-  Later recordings (2026) agree on XXBTZUSD, XETHXXBT and the fee-less `execution_venue`;
-  they show SOL's `ordermin` at 0.06 where the simulator keeps 0.02 (the daemon's tests and paper
-  mode size SOL copies against 0.02) and Kraken's `collateral_value` of 0.99 for XBT and ETH and
+  The 2021 catalogue below agrees on the others' precision (XBT/EUR 0.1, ETH/EUR 0.01, USDT/USD
+  and USDC/USD 0.0001, EUR/USD 0.00001). Later recordings (2026) agree on XXBTZUSD and XETHXXBT
+  and add `execution_venue: "international"` (served for every pair); they show SOL's
+  `ordermin` at 0.06 where the simulator keeps 0.02 (the daemon's tests and paper mode size SOL
+  copies against 0.02) and Kraken's `collateral_value` of 0.99 for XBT and ETH and
   0.925 for SOL where the simulator keeps 1 (see `Asset.collateral_value`).
 - The other pairs (`EXTRA_PAIRS`): ids, altnames, bases and quotes and `pair_decimals` (hence
   `tick_size` = 10^-pair_decimals) from a statically recorded Kraken Spot catalogue dated
@@ -26,9 +28,10 @@ which rule filled it):
 - `cost_decimals`: recorded rows where there are some (5 up to 5 price decimals, XDGUSD 9,
   ETHXBT 10); otherwise the same pattern: 5 when `pair_decimals` <= 5, else `pair_decimals` + 2;
   pairs quoted in XBT 10 (XBT's ledger decimals).
-- Asset `decimals` / `display_decimals` as Kraken's Assets endpoint reports them (recorded Assets
-  answers: XRP 8/5, XDG 8/2, LTC 10/5, ADA 8/6, AAVE 10/5, ALGO 8/5, BCH 10/5, ZEC 10/5, TRX 8/6,
-  UNI 10/5, DOT 10/8).
+- Asset `decimals` / `display_decimals` as Kraken's Assets endpoint reports them: Kraken's support
+  article on API symbols (LTC 10/5, TRX 8/6, UNI 10/5, USDT and USDC 8/4), recorded Assets
+  answers in client libraries (XRP 8/5, XDG 8/2, ADA 8/6, AAVE 10/5, ALGO 8/5, BCH 10/5,
+  ZEC 10/5) and, for DOT (10/8), a client library's test fixture only.
 - Fee tables: Kraken Pro's spot schedule (0.40 % taker / 0.25 % maker below $10k of 30-day
   volume, down to 0.10 % / 0 % above $10M) and its flat stablecoin schedule (0.20 % down to 0 %)
   for stablecoin and FX pairs. The simulator has no 30-day volume, so every account pays the
