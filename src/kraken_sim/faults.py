@@ -19,8 +19,9 @@ The spec is one JSON object:
 Kinds, by where they act:
 
 - in front of the exchange (nothing applied, the nonce is not consumed, so re-sending the very
-  same request later is accepted): `refused` (the connection is closed before the request is
-  read; in-process: `requests.ConnectionError` wrapping urllib3's `NewConnectionError`),
+  same request later is accepted; but see `apply_probability` below): `refused` (the
+  connection is closed before the request is read; in-process: `requests.ConnectionError`
+  wrapping urllib3's `NewConnectionError`),
   `http502`, `http520` (a proxy's HTML/text error page), `hang` (no reply ever; in-process:
   `requests.ReadTimeout`);
 - "a 502 may or may not mean the order reached the engine": `http502`, `http520` and `hang`
@@ -38,8 +39,10 @@ Kinds, by where they act:
 - `late_visibility` (`"delay_s"` > 0, on the simulator's clock): the write is applied and
   answered normally, but the orders it created (the reply's `txid`s) are left out of
   OpenOrders, ClosedOrders and QueryOrders until `delay_s` has passed, as Kraken's order lists
-  can lag an accepted order. Cancelling or amending such an order works at once; the
-  `state` control operation shows it. `faults/clear` makes every hidden order visible;
+  have been seen to lag an accepted order. ClosedOrders' `count` leaves out the hidden orders of
+  the page it answers. Cancelling such an order works at once; TradesHistory, the WebSocket
+  feed and the `state` control operation show it. `faults/clear` makes every hidden order
+  visible;
 - on the reply, after the call was applied: `drop_reply` (the connection is closed with no
   reply; in-process: `requests.ConnectionError`), `bad_reply` (HTTP 200, a JSON body that is not
   Kraken's envelope), `mutate` and `error_string` below.
@@ -89,8 +92,9 @@ class FaultKind(enum.Enum):
     LATE_VISIBILITY = "late_visibility"  # applied; its orders are listed only after delay_s
 
 
-# Faults that happen "in front of" Kraken: the request never reaches authentication, so its
-# nonce is not consumed and re-sending the very same request later is accepted.
+# Faults that happen "in front of" Kraken: unless an apply_probability draw lets it through, the
+# request never reaches authentication, so its nonce is not consumed and re-sending the very same
+# request later is accepted.
 GATEWAY_KINDS = frozenset({FaultKind.HTTP502, FaultKind.HTTP520, FaultKind.HANG, FaultKind.REFUSED})
 
 # Faults answered by Kraken itself after authentication (the nonce is consumed).
