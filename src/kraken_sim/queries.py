@@ -75,8 +75,8 @@ def trade_balance(
 
     `eb` (equivalent balance) is every holding; `tb` (trade balance) is "the combined balance of
     all equity currencies": each holding times its asset's `collateral_value` (1 for USD, EUR,
-    XBT, ETH, SOL and the stablecoins, 0.925 for XDG, 0 for assets Kraken does not list as
-    collateral; markets.py). `e` (equity) is `tb` plus the unrealised P/L of open margin
+    XBT, ETH, SOL and the stablecoins, 0.925 for XDG, 0 for the assets without a recorded
+    collateral value; markets.py). `e` (equity) is `tb` plus the unrealised P/L of open margin
     positions (`n`), which the simulator has none of, so `e` = `tb`; `mf` (free margin) is `e`
     minus the margin `m` (0). `c`, `v` and `ml` are 0; `uv` values the open orders (volume x
     their limit or trigger price). Each holding is valued exactly (50 significant digits for the
