@@ -137,6 +137,9 @@ class InProcessExchange:
                 reply = rest.serve(self._context, admission, api_request)
         if late:
             raise _timed_out(request, url, read_timeout)
+        if reply.delivery is rest.Delivery.HANG:  # a hang fault that let the request through
+            self._wait(read_timeout or 0.0)
+            raise _timed_out(request, url, read_timeout)
         if reply.delivery is rest.Delivery.DROP:
             raise requests.ConnectionError(
                 ProtocolError(

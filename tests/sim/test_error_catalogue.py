@@ -111,6 +111,16 @@ def _bad_request(sim: SimProcess, keys: SimAccounts) -> list[str]:
     return found
 
 
+def _price_off_tick(sim: SimProcess, keys: SimAccounts) -> list[str]:
+    """Kraken's AddOrder names the decimals (errors.price_precision); the simulator's own price
+    control still answers with the tick-size check."""
+    reply = requests.post(
+        f"{sim.url}/sim/price", json={"pair": "XBTUSD", "price": "50000.01"}, timeout=TIMEOUT_S
+    )
+    assert reply.status_code == 400
+    return [reply.json()["error"]]
+
+
 TRIGGERS: dict[str, Trigger] = {
     "INVALID_KEY": lambda sim, keys: RawClient(sim.url, "who-knows", keys.misc.secret).call(
         "Balance"
@@ -133,7 +143,8 @@ TRIGGERS: dict[str, Trigger] = {
     "INSUFFICIENT_FUNDS": _poor_order(volume="0.01"),
     "ORDER_MINIMUM": _poor_order(volume="0.00001"),
     "COST_MINIMUM": _poor_order(volume="0.00005", price="100"),
-    "TICK_SIZE": _poor_order(price="50000.01"),
+    "TICK_SIZE": _price_off_tick,
+    "DEADLINE_ELAPSED": _poor_order(deadline="2000-01-01T00:00:00Z"),
     "INVALID_PRICE": _poor_order(price="0"),
     "INVALID_ORDER": _poor_order(ordertype="iceberg"),
     "UNKNOWN_ORDER": lambda sim, keys: client(sim, keys.misc).call(

@@ -62,7 +62,8 @@ TRIGGERS: dict[str, Callable[[Clock], Any]] = {
     errors.INSUFFICIENT_FUNDS: _order(volume="1"),
     errors.ORDER_MINIMUM: _order(volume="0.00001"),
     errors.COST_MINIMUM: _order(volume="0.00005", price="100"),
-    errors.TICK_SIZE: _order(price="50000.01"),
+    errors.TICK_SIZE: lambda clock: _engine(clock).set_price("XBTUSD", "50000.01"),
+    errors.DEADLINE_ELAPSED: _order(deadline="2000-01-01T00:00:00Z"),
     errors.INVALID_PRICE: _order(price="0"),
     errors.INVALID_ORDER: _order(ordertype="iceberg"),
     errors.UNKNOWN_ORDER: lambda clock: _engine(clock).private(
