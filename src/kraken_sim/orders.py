@@ -170,8 +170,9 @@ def reservation(
 
 
 def order_hold(order: SimOrder) -> tuple[Asset, Decimal]:
-    """What an open order holds out of its account's available funds."""
-    return reservation(order.pair, order.side, order.volume, order.reserve_price, order.fee_in_base)
+    """What an open order holds out of its account's available funds: its unfilled part."""
+    volume = order.volume - order.vol_exec
+    return reservation(order.pair, order.side, volume, order.reserve_price, order.fee_in_base)
 
 
 @dataclass(frozen=True)
