@@ -63,9 +63,11 @@ def test_book_has_a_spread_and_levels_that_thin_out_from_the_price(market: Engin
     bids = [Decimal(row[0]) for row in depth["bids"]]
     assert len(asks) == len(bids) == 10
     assert bids[0] < Decimal(60000) < asks[0]
-    assert asks == sorted(asks) and bids == sorted(bids, reverse=True)
+    assert asks == sorted(asks)
+    assert bids == sorted(bids, reverse=True)
     ticker = market.public("Ticker", {"pair": "XBTUSD"})["XXBTZUSD"]
-    assert ticker["a"][0] == f"{asks[0]:.5f}" and ticker["b"][0] == f"{bids[0]:.5f}"
+    assert ticker["a"][0] == f"{asks[0]:.5f}"
+    assert ticker["b"][0] == f"{bids[0]:.5f}"
     assert ticker["a"][0] != ticker["b"][0]
 
 
@@ -82,8 +84,10 @@ def test_market_buy_fills_as_an_independent_walk_of_the_book_as_it_was(market: E
     fees = [_cents(cost * TAKER) for cost in costs]
     assert [Decimal(t["cost"]) for t in trades] == costs
     assert [Decimal(t["fee"]) for t in trades] == fees
-    assert found["status"] == "closed" and Decimal(found["vol_exec"]) == volume
-    assert Decimal(found["cost"]) == sum(costs) and Decimal(found["fee"]) == sum(fees)
+    assert found["status"] == "closed"
+    assert Decimal(found["vol_exec"]) == volume
+    assert Decimal(found["cost"]) == sum(costs)
+    assert Decimal(found["fee"]) == sum(fees)
     average = sum(costs, Decimal(0)) / volume
     assert found["price"] == f"{average:.1f}"
     assert before - market.balances("alice")["ZUSD"] == sum(costs) + sum(fees)
@@ -106,7 +110,8 @@ def test_what_a_taker_consumes_comes_back_over_time(market: Engine, clock: Clock
     assert _depth(market)["asks"][0][0] == full[1][0]
     clock.advance(5)  # half the refill time: half of the level is back
     half = _depth(market)["asks"][0]
-    assert half[0] == full[0][0] and Decimal(half[1]) < Decimal(full[0][1])
+    assert half[0] == full[0][0]
+    assert Decimal(half[1]) < Decimal(full[0][1])
     clock.advance(5)
     assert _depth(market)["asks"][0][:2] == full[0][:2]
 
@@ -124,7 +129,8 @@ def test_marketable_limit_walks_up_to_its_limit_and_rests_the_remainder(market: 
     txid = add(market, pair="XBTUSD", type="buy", ordertype="limit", price=limit,
                volume=str(volume))  # fmt: skip
     found = order(market, txid)
-    assert found["status"] == "open" and found["misc"] == "partial"
+    assert found["status"] == "open"
+    assert found["misc"] == "partial"
     assert Decimal(found["vol_exec"]) == volume - Decimal("0.3")
     assert [t["maker"] for t in _trades(market, found)] == [False, False]
     held = market.state()["accounts"]["alice"]["hold_trade"]["ZUSD"]
@@ -139,7 +145,9 @@ def test_ioc_limit_keeps_what_it_took_and_cancels_the_rest(market: Engine) -> No
                volume=str(volume), timeinforce="IOC")  # fmt: skip
     found = order(market, txid)
     assert (found["status"], found["reason"], found["misc"]) == (
-        "canceled", "Insufficient liquidity", "partial"
+        "canceled",
+        "Insufficient liquidity",
+        "partial",
     )
     assert found["vol_exec"] == bids[0][1]
 
@@ -155,7 +163,11 @@ def test_trade_through_fills_resting_orders_in_price_time_priority(market: Engin
     assert traded == Decimal("0.5")
     assert order(market, better, "bob")["status"] == "closed"
     partly = order(market, first)
-    assert (partly["status"], partly["vol_exec"], partly["misc"]) == ("open", "0.20000000", "partial")
+    assert (partly["status"], partly["vol_exec"], partly["misc"]) == (
+        "open",
+        "0.20000000",
+        "partial",
+    )
     assert order(market, later, "bob")["vol_exec"] == "0.00000000"
     assert order(market, below)["vol_exec"] == "0.00000000"
     trade = _trades(market, partly)[0]
@@ -170,8 +182,13 @@ def test_a_partly_filled_limit_cancelled_keeps_its_fills(market: Engine) -> None
     usd_before = market.balances("alice")["ZUSD"]
     market.private("alice", "CancelOrder", {"txid": txid})
     found = order(market, txid)
-    assert (found["status"], found["vol_exec"], found["misc"]) == ("canceled", "0.40000000", "partial")
-    assert len(found["trades"]) == 2 and found["price"] == "61000.0"
+    assert (found["status"], found["vol_exec"], found["misc"]) == (
+        "canceled",
+        "0.40000000",
+        "partial",
+    )
+    assert len(found["trades"]) == 2
+    assert found["price"] == "61000.0"
     assert found["cost"] == "24400.00000"
     assert market.balances("alice")["XXBT"] == Decimal("4.6")
     assert market.balances("alice")["ZUSD"] == usd_before
@@ -197,15 +214,18 @@ def test_public_trades_ohlc_and_spread_follow_the_tape(market: Engine, clock: Cl
     add(market, pair="XBTUSD", type="buy", ordertype="market", volume="0.1")
     first = market.public("Trades", {"pair": "XBTUSD"})
     rows = first["XXBTZUSD"]
-    assert rows and all(row[3] == "b" and row[4] == "m" for row in rows)
+    assert rows
+    assert all(row[3] == "b" and row[4] == "m" for row in rows)
     clock.advance(61)
     add(market, pair="XBTUSD", type="sell", ordertype="market", volume="0.2")
     newer = market.public("Trades", {"pair": "XBTUSD", "since": first["last"]})["XXBTZUSD"]
-    assert newer and all(row[3] == "s" for row in newer)
-    assert [row[6] for row in newer][0] == rows[-1][6] + 1
+    assert newer
+    assert all(row[3] == "s" for row in newer)
+    assert next(row[6] for row in newer) == rows[-1][6] + 1
     candles = market.public("OHLC", {"pair": "XBTUSD", "interval": "1"})
     volumes = [Decimal(row[6]) for row in candles["XXBTZUSD"]]
-    assert sum(volumes) == Decimal("0.3") and candles["last"] < candles["XXBTZUSD"][-1][0]
+    assert sum(volumes) == Decimal("0.3")
+    assert candles["last"] < candles["XXBTZUSD"][-1][0]
     spread = market.public("Spread", {"pair": "XBTUSD"})
     bid, ask = spread["XXBTZUSD"][-1][1:]
     assert Decimal(bid) < Decimal(ask)
@@ -221,7 +241,8 @@ def test_books_section_of_the_accounts_file() -> None:
         {**base, "books": {"levels": 5, "XBTUSD": {"spread_bps": "10", "level_volume": "2"}}},
         source="f",
     )
-    assert setup.books.enabled and setup.books.default.levels == 5
+    assert setup.books.enabled
+    assert setup.books.default.levels == 5
     btc = setup.books.pairs["XXBTZUSD"]
     assert (btc.levels, btc.spread_bps, btc.level_volume) == (5, Decimal(10), Decimal(2))
     for wrong, says in (

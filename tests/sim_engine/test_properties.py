@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from kraken_sim.books import BookSettings, PairBook
 from kraken_sim.engine import Engine
-from kraken_sim.markets import PAIRS
 from kraken_sim.errors import SimError
+from kraken_sim.markets import PAIRS
 from tests.sim_engine.conftest import Clock
 
 ACCOUNTS = {
