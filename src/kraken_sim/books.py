@@ -12,6 +12,10 @@ pair's price when it moves; what is consumed stays consumed (by level number) un
 The book is the house's liquidity: the accounts' own resting orders are not in it (they are
 filled by price moves and by the `trade` control operation, see matching.py).
 
+`market_delay_ms` (default 0) makes market orders asynchronous as on Kraken: AddOrder answers
+while the order is pending; it goes live and walks the book that much later (applied lazily,
+at the next request or WebSocket heartbeat, like expiries).
+
 Books are off unless configured (`BookSettings.enabled`): then the market is one price with
 unlimited depth, every taker fill happens at `last`, and Depth/Spread show one level each side at
 `last`.
@@ -58,6 +62,7 @@ class BookSettings:
     """The accounts file's `[books]` section: on/off, defaults, and per-pair overrides."""
 
     enabled: bool = False
+    market_delay_ms: float = 0.0  # how long a market order waits (pending) for the engine
     default: PairBook = field(default_factory=PairBook)
     pairs: Mapping[str, PairBook] = field(default_factory=dict)  # by pair id
 
@@ -77,10 +82,13 @@ def parse_book_settings(raw: Mapping[str, Any], find_pair_id: Any) -> BookSettin
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise BookSpecError("field 'enabled': must be true or false")
+    delay = raw.get("market_delay_ms", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 60_000:
+        raise BookSpecError("field 'market_delay_ms': milliseconds from 0 to 60000")
     default = _shape(raw, PairBook(), "")
     pairs: dict[str, PairBook] = {}
     for name, value in raw.items():
-        if name == "enabled" or name in _SHAPE_FIELDS:
+        if name in ("enabled", "market_delay_ms") or name in _SHAPE_FIELDS:
             continue
         if not isinstance(value, Mapping):
             raise BookSpecError(f"unknown field {name!r} (a pair's table must be [books.{name}])")
@@ -91,7 +99,7 @@ def parse_book_settings(raw: Mapping[str, Any], find_pair_id: Any) -> BookSettin
         if unknown:
             raise BookSpecError(f"[books.{name}]: unknown field(s): {', '.join(unknown)}")
         pairs[pair_id] = _shape(value, default, f"[books.{name}]: ")
-    return BookSettings(enabled=enabled, default=default, pairs=pairs)
+    return BookSettings(enabled=enabled, market_delay_ms=float(delay), default=default, pairs=pairs)
 
 
 def _shape(raw: Mapping[str, Any], base: PairBook, where: str) -> PairBook:

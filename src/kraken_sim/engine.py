@@ -265,6 +265,7 @@ class Engine:
         )
         if order.ordertype is OrderType.MARKET:
             asset, need = self._exchange.market_need(order)
+            order.market_hold = need
         else:
             asset, need = order_hold(order)
         if wallet.available(asset) < need:

@@ -73,6 +73,7 @@ class Exchange:
     ):
         self.ids = ids
         settings = books if books is not None else BookSettings()
+        self.market_delay = settings.market_delay_ms / 1000
         self._books = {
             pair.id: Book(pair, settings.for_pair(pair), enabled=settings.enabled, seed=seed)
             for pair in PAIRS.values()
@@ -275,15 +276,22 @@ class Exchange:
     # -- placing and activating --------------------------------------------------------------
 
     def place(self, wallet: Wallet, order: SimOrder) -> None:
-        """Put a validated order into play (funds were checked by the caller)."""
+        """Put a validated order into play (funds were checked by the caller).
+
+        A market order is worked at once, or `market_delay` later: until then it is pending,
+        shown in OpenOrders and holding what its walk of the book cost on arrival."""
+        now = self.clock()
         wallet.orders[order.txid] = order
-        if order.ordertype is not OrderType.MARKET:
+        delayed = order.ordertype is OrderType.MARKET and self.market_delay > 0
+        if delayed:
+            order.due = now + self.market_delay
+        if order.ordertype is not OrderType.MARKET or delayed:
             wallet.open[order.txid] = order
-        if order.expiretm or order.starttm > self.clock():
+        if order.expiretm or order.starttm > now or delayed:
             self._timed[order.txid] = (wallet, order)
         # Kraken's order sequence: pending_new (accepted, not live) first, then new when live.
-        self._notify(wallet, "pending_new", order, self.clock())
-        if order.starttm > self.clock():
+        self._notify(wallet, "pending_new", order, now)
+        if order.starttm > now or delayed:
             order.status = Status.PENDING
             return
         self._activate(wallet, order)
@@ -293,7 +301,11 @@ class Exchange:
         self._notify(wallet, "new", order, self.clock())
         last = self.last(order.pair)
         if order.ordertype is OrderType.MARKET:
-            self._finish_market(wallet, order)
+            asset, need = self.market_need(order)
+            if order.due and wallet.available(asset, excluding=order) < need:
+                self.cancel(wallet, order, REASON_FUNDS)
+            else:
+                self._finish_market(wallet, order)
         elif order.ordertype is OrderType.LIMIT:
             self._limit_arrives(wallet, order, last)
         elif self._triggered_by(order, last):
@@ -361,7 +373,7 @@ class Exchange:
                 continue
             if order.expiretm and now >= order.expiretm:
                 self._close(wallet, order, Status.EXPIRED, None, order.expiretm)
-            elif order.status is Status.PENDING and now >= order.starttm:
+            elif order.status is Status.PENDING and now >= max(order.starttm, order.due):
                 self._activate(wallet, order)
 
     def price_moved(self, pair: Pair) -> None:

@@ -253,3 +253,34 @@ def test_books_section_of_the_accounts_file() -> None:
     ):
         with pytest.raises(AccountsFileError, match=says):
             parse_accounts({**base, "books": wrong}, source="f")
+
+
+def test_market_orders_wait_for_the_engine_when_a_delay_is_set(clock: Clock) -> None:
+    """With market_delay_ms, AddOrder answers while the order is pending (shown open, holding
+    its walk's cost); it walks the book once the delay has passed."""
+    delayed = BookSettings(enabled=True, market_delay_ms=5)
+    engine = Engine(seed=7, clock=clock, books=delayed)
+    engine.add_account("alice", balances={"ZUSD": Decimal("100000")}, tier="pro")
+    txid = add(engine, pair="XBTUSD", type="buy", ordertype="market", volume="0.5")
+    waiting = order(engine, txid)
+    assert (waiting["status"], waiting["vol_exec"]) == ("pending", "0.00000000")
+    assert list(engine.private("alice", "OpenOrders", {})["open"]) == [txid]
+    held = Decimal(engine.state()["accounts"]["alice"]["hold_trade"]["ZUSD"])
+    clock.advance(0.004)
+    assert order(engine, txid)["status"] == "pending"
+    clock.advance(0.002)
+    done = order(engine, txid)
+    assert (done["status"], done["vol_exec"]) == ("closed", "0.50000000")
+    assert Decimal(done["cost"]) + Decimal(done["fee"]) == held
+    assert engine.state()["accounts"]["alice"]["hold_trade"] == {}
+
+
+def test_a_pending_market_order_can_be_cancelled(clock: Clock) -> None:
+    engine = Engine(seed=7, clock=clock, books=BookSettings(enabled=True, market_delay_ms=50))
+    engine.add_account("alice", balances={"XXBT": Decimal("1")}, tier="pro")
+    txid = add(engine, pair="XBTUSD", type="sell", ordertype="market", volume="0.5")
+    engine.private("alice", "CancelOrder", {"txid": txid})
+    clock.advance(1)
+    found = order(engine, txid)
+    assert (found["status"], found["vol_exec"]) == ("canceled", "0.00000000")
+    assert engine.balances("alice")["XXBT"] == Decimal("1")
