@@ -284,3 +284,17 @@ def test_a_pending_market_order_can_be_cancelled(clock: Clock) -> None:
     found = order(engine, txid)
     assert (found["status"], found["vol_exec"]) == ("canceled", "0.00000000")
     assert engine.balances("alice")["XXBT"] == Decimal("1")
+
+
+def test_a_partly_filled_order_expires_with_its_fills(market: Engine, clock: Clock) -> None:
+    txid = add(market, pair="XBTUSD", type="buy", ordertype="limit", price="59000", volume="0.5",
+               timeinforce="GTD", expiretm="+60")  # fmt: skip
+    market.trade("XBTUSD", "sell", "58000", "0.2")
+    clock.advance(61)
+    closed = market.private("alice", "ClosedOrders", {})["closed"][txid]
+    assert (closed["status"], closed["vol_exec"], closed["misc"]) == (
+        "expired",
+        "0.20000000",
+        "partial",
+    )
+    assert market.state()["accounts"]["alice"]["hold_trade"] == {}
