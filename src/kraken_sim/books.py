@@ -43,7 +43,7 @@ class BookSpecError(ValueError):
 
 @dataclass(frozen=True)
 class PairBook:
-    """The shape of one pair's book. `level_volume` None: the pair's `ordermin` x 1000."""
+    """The shape of one pair's book. `level_volume` None: the pair's `ordermin` x 2000."""
 
     levels: int = 25
     spread_bps: Decimal = Decimal(2)
@@ -53,7 +53,7 @@ class PairBook:
     refill_seconds: float = 10.0
 
     def volume_of(self, pair: Pair) -> Decimal:
-        volume = self.level_volume if self.level_volume is not None else pair.ordermin * 1000
+        volume = self.level_volume if self.level_volume is not None else pair.ordermin * 2000
         return volume.quantize(pair.lot_quantum, rounding=ROUND_DOWN)
 
 
