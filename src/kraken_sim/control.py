@@ -85,7 +85,8 @@ def _payload(body: bytes) -> dict[str, Any]:
 
 
 def set_price(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
-    """{"pair": "XXBTZUSD", "price": "61000"}: fills and triggers whatever the price crosses."""
+    """{"pair": "XXBTZUSD", "price": "61000"}: fills (all that is left of) every resting limit
+    the price crosses, at its limit, and triggers the stops it crosses; the book follows."""
     pair = payload.get("pair")
     if not isinstance(pair, str) or not pair:
         raise ControlError("'pair' must be a pair id, altname or wsname")
