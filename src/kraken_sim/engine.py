@@ -32,9 +32,11 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from kraken_sim import batch, ledgers, public, queries
 from kraken_sim import params as p
-from kraken_sim import public, queries
 from kraken_sim.addorder import pair_of, parse_add_order
+from kraken_sim.amend import Amends
+from kraken_sim.deadman import REASON_DEAD_MAN, DeadManSwitch
 from kraken_sim.errors import (
     DUPLICATE_CL_ORD_ID,
     INSUFFICIENT_FUNDS,
@@ -88,6 +90,57 @@ class Engine:
             "CancelOrder": self._cancel_order,
             "CancelAll": self._cancel_all,
         }
+        self._register_account_methods()
+
+    def _register_account_methods(self) -> None:
+        """Amends, edits, batches, the dead-man switch, ledgers and fees (their own modules)."""
+        self._ledgers = ledgers.LedgerBook()
+        self._deadman = DeadManSwitch()
+        self._amends = Amends(
+            exchange=self._exchange,
+            ids=self._ids,
+            clock=self._clock,
+            limits_on=lambda: self.order_limits,
+            add_order=self._add_order,
+        )
+        self._private.update({
+            "AmendOrder": self._amends.amend_order,
+            "OrderAmends": self._amends.order_amends,
+            "EditOrder": self._amends.edit_order,
+            "AddOrderBatch": lambda wallet, params: batch.add_order_batch(
+                self._exchange, wallet, params, now=self._clock(), limits_on=self.order_limits,
+                add_order=lambda w, one: self._add_order(w, one, charge=False)),
+            "CancelOrderBatch": lambda wallet, params: batch.cancel_order_batch(
+                self._exchange, wallet, params,
+                charge_cancels=lambda w, orders: self._charge_cancels(w, orders, may_refuse=False)),
+            "CancelAllOrdersAfter": lambda wallet, params: self._deadman.arm(
+                wallet.account_id, params, self._clock()),
+            "QueryTrades": lambda wallet, params: ledgers.query_trades(wallet, params),
+            "Ledgers": lambda wallet, params: ledgers.ledgers(self._ledgers, wallet, params),
+            "QueryLedgers": lambda wallet, params: ledgers.query_ledgers(
+                self._ledgers, wallet, params),
+            "TradeVolume": lambda wallet, params: ledgers.trade_volume(
+                self.volume_30d(wallet.account_id), params),
+        })  # fmt: skip
+
+    def served_private_methods(self) -> frozenset[str]:
+        return frozenset(self._private)
+
+    def volume_30d(self, account_id: str) -> Decimal:
+        """The account's 30-day traded value in USD: what its fee tier follows."""
+        return ledgers.thirty_day_volume(
+            self._exchange.wallets[account_id],
+            self._clock(),
+            lambda asset, amount: queries.value_in(asset, amount, "ZUSD", self._prices.last),
+        )
+
+    def _tick(self) -> None:
+        """Expiries and scheduled starts, then the dead-man switches that are due."""
+        self._exchange.tick()
+        for account_id, _when in self._deadman.due(self._clock()):
+            wallet = self._exchange.wallets[account_id]
+            for order in list(wallet.open.values()):
+                self._exchange.cancel(wallet, order, REASON_DEAD_MAN)
 
     # -- the contract ---------------------------------------------------------------------------
 
@@ -95,12 +148,13 @@ class Engine:
         if account_id in self._exchange.wallets:
             raise ValueError(f"account {account_id!r} already exists")
         self._exchange.wallets[account_id] = Wallet(account_id, balances, tier)
+        self._ledgers.open_account(self._exchange.wallets[account_id], self._clock())
 
     def public(self, method: str, params: Mapping[str, Any]) -> Any:
         handler = self._public.get(method)
         if handler is None:
             raise SimError(UNKNOWN_METHOD)
-        self._exchange.tick()
+        self._tick()
         return handler(params)
 
     def private(self, account_id: str, method: str, params: Mapping[str, Any]) -> Any:
@@ -110,7 +164,7 @@ class Engine:
         wallet = self._exchange.wallets.get(account_id)
         if wallet is None:
             raise KeyError(f"no simulated account {account_id!r}")
-        self._exchange.tick()
+        self._tick()
         return handler(wallet, params)
 
     def set_price(self, pair: str, price: Decimal | str) -> None:
@@ -126,13 +180,13 @@ class Engine:
             raise SimError(invalid_arguments("price"))
         if value % found.tick_size != 0:
             raise SimError(TICK_SIZE)
-        self._exchange.tick()
+        self._tick()
         self._prices.set(found, value, self._clock())
         self._exchange.price_moved(found)
 
     def state(self) -> dict[str, Any]:
         """A JSON-able snapshot for the `state` control operation (GET /sim/state)."""
-        self._exchange.tick()
+        self._tick()
         accounts = {}
         for account_id, wallet in self._exchange.wallets.items():
             accounts[account_id] = {
@@ -159,10 +213,10 @@ class Engine:
 
     def tick(self) -> None:
         """Apply expiries and scheduled starts now (observers hear of them)."""
-        self._exchange.tick()
+        self._tick()
 
     def open_orders_of(self, account_id: str) -> list[SimOrder]:
-        self._exchange.tick()
+        self._tick()
         return list(self._exchange.wallets[account_id].open.values())
 
     def recent_trades_of(self, account_id: str, limit: int) -> list[tuple[SimOrder, Trade]]:
@@ -189,11 +243,14 @@ class Engine:
 
     # -- trading --------------------------------------------------------------------------------
 
-    def _add_order(self, wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _add_order(
+        self, wallet: Wallet, params: Mapping[str, Any], *, charge: bool = True
+    ) -> dict[str, Any]:
+        """`charge=False`: the caller charged the counter already (a batch)."""
         pair = pair_of(params)
         now = self._clock()
         # Kraken charges an AddOrder on receipt, even when it then fails validation.
-        if self.order_limits and not p.boolean(params, "validate"):
+        if charge and self.order_limits and not p.boolean(params, "validate"):
             counter = wallet.counter(pair)
             if counter.would_exceed(ADD_ORDER_COST, now):
                 raise SimError(ORDER_RATE_LIMIT)
