@@ -11,15 +11,17 @@ Market rules are in `matching.py`, AddOrder's checks in `addorder.py`, paging in
 Choices where Kraken's documentation is silent or the simulator simplifies:
 - one price per pair; ask = bid = last. Taker fills happen at `last`, resting limits fill at
   their own limit price as maker; orders fill completely or not at all.
-- fees: the pair's first-tier rates (fees[0] taker, fees_maker[0] maker), charged in the quote
-  currency unless `fcib`; amounts are rounded half-up to the asset's ledger decimals, holds are
-  rounded up so that a fill never spends more than its order held.
+- fees: the pair's fee tier for the account's 30-day USD volume (`fees` taker, `fees_maker`
+  maker; TradeVolume shows it, ledgers.py), charged in the quote currency unless `fcib`;
+  amounts are rounded half-up to the asset's ledger decimals; holds are computed at the first
+  tier (the highest rate) and rounded up, so a fill never spends more than its order held.
 - QueryOrders leaves unknown txids out (an empty object when none is known), which ccxt's
   fetch_order turns into OrderNotFound.
 - a cl_ord_id already used by an open order of the account: `EOrder:Duplicate cl_ord_id`
   (Kraken's exact wording unconfirmed); cl_ord_id with userref: `...Invalid arguments:cl_ord_id`.
 - a post-only order that would take is accepted (gets a txid) and cancelled with reason
-  "Post only order"; an IOC order that cannot fill is cancelled, "Insufficient liquidity".
+  "Post only order"; an IOC or FOK order that cannot fill is cancelled, "Insufficient
+  liquidity".
 - the matching-engine counter is charged on receipt of every AddOrder except `validate=true`;
   a single CancelOrder over the threshold is refused, a userref cancel or CancelAll is not.
 """
@@ -52,7 +54,7 @@ from kraken_sim.errors import (
 from kraken_sim.formatting import ledger_json, order_json, order_text
 from kraken_sim.ids import IdGenerator
 from kraken_sim.markets import Pair, find_pair
-from kraken_sim.matching import Exchange, OrderObserver
+from kraken_sim.matching import Exchange, OrderEvent, OrderObserver
 from kraken_sim.orders import REASON_USER, OrderType, SimOrder, Trade, order_hold
 from kraken_sim.prices import PriceBoard
 from kraken_sim.ratecounter import ADD_ORDER_COST, cancel_cost
@@ -95,6 +97,9 @@ class Engine:
     def _register_account_methods(self) -> None:
         """Amends, edits, batches, the dead-man switch, ledgers and fees (their own modules)."""
         self._ledgers = ledgers.LedgerBook()
+        self._volumes = ledgers.VolumeTracker()
+        self._exchange.observers.append(self._count_volume)
+        self._exchange.fee_rates = self._fee_rate
         self._deadman = DeadManSwitch()
         self._amends = Amends(
             exchange=self._exchange,
@@ -128,11 +133,17 @@ class Engine:
 
     def volume_30d(self, account_id: str) -> Decimal:
         """The account's 30-day traded value in USD: what its fee tier follows."""
-        return ledgers.thirty_day_volume(
-            self._exchange.wallets[account_id],
-            self._clock(),
-            lambda asset, amount: queries.value_in(asset, amount, "ZUSD", self._prices.last),
-        )
+        return self._volumes.volume(account_id, self._clock())
+
+    def _fee_rate(self, account_id: str, pair: Pair, maker: bool) -> Decimal:
+        table = pair.fees_maker if maker else pair.fees
+        return ledgers.fee_rate(table, self.volume_30d(account_id))
+
+    def _count_volume(self, event: OrderEvent) -> None:
+        trade = event.trade
+        if trade is not None:
+            usd = queries.value_in(trade.pair.quote.id, trade.cost, "ZUSD", self._prices.last)
+            self._volumes.record(event.account, trade.time, usd)
 
     def _tick(self) -> None:
         """Expiries and scheduled starts, then the dead-man switches that are due."""
@@ -279,7 +290,7 @@ class Engine:
             expiretm=draft.expiretm,
         )
         if order.ordertype is OrderType.MARKET:
-            fill = self._exchange.fill_for(order, last, maker=False)
+            fill = self._exchange.fill_for(wallet, order, last, maker=False)
             asset, need = self._exchange.spent(pair, fill)
         else:
             asset, need = order_hold(order)

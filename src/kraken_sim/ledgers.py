@@ -11,13 +11,14 @@ asking for them changes no other id.
 Entry shape (Kraken's spec `LedgerEntry`): refid, time, type, subtype, aclass, asset, amount,
 fee, balance. A trade entry's `amount` excludes its fee: balance = previous + amount - fee.
 
-TradeVolume: `volume` is the account's 30-day traded value in USD (every trade's cost valued in
-USD at current prices); the fee tier of each pair is the last row of its fee table at or below
-that volume.
+TradeVolume: `volume` is the account's 30-day traded value in USD (each trade's cost valued in
+USD at the prices of the moment it happened); the fee tier of each pair is the last row of its
+fee table at or below that volume, and the fees the engine charges follow the same tier.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -191,16 +192,29 @@ def query_trades(wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:
 # -- fees and the 30-day volume -------------------------------------------------------------
 
 
-def thirty_day_volume(
-    wallet: Wallet, now: float, usd_value: Callable[[str, Decimal], Decimal]
-) -> Decimal:
-    """The account's traded value in USD over the last 30 days, to 4 places."""
-    total = sum(
-        (usd_value(t.pair.quote.id, t.cost) for t in wallet.trades.values()
-         if t.time > now - THIRTY_DAYS_S),
-        Decimal(0),
-    )  # fmt: skip
-    return total.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+class VolumeTracker:
+    """Each account's traded value in USD over the last 30 days, valued when each trade happened.
+
+    Fed by the engine's own order observer (every `trade` event); old trades drop out as the
+    clock passes 30 days beyond them.
+    """
+
+    def __init__(self) -> None:
+        self._trades: dict[str, deque[tuple[float, Decimal]]] = {}
+        self._totals: dict[str, Decimal] = {}
+
+    def record(self, account_id: str, when: float, usd: Decimal) -> None:
+        self._trades.setdefault(account_id, deque()).append((when, usd))
+        self._totals[account_id] = self._totals.get(account_id, Decimal(0)) + usd
+
+    def volume(self, account_id: str, now: float) -> Decimal:
+        """The 30-day volume, to 4 places (half-up)."""
+        trades = self._trades.get(account_id)
+        while trades and trades[0][0] <= now - THIRTY_DAYS_S:
+            _, usd = trades.popleft()
+            self._totals[account_id] -= usd
+        total = self._totals.get(account_id, Decimal(0))
+        return total.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
 def tier_index(table: FeeTable, volume: Decimal) -> int:

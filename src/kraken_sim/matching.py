@@ -6,7 +6,8 @@ counterparty). Rules, all at the pair's current price `last`:
 - a limit order that is marketable on arrival (buy at or above `last`, sell at or below) fills at
   once at `last` as taker, unless it is post-only: then it is cancelled ("Post only order");
 - otherwise it rests; when `last` later reaches its limit it fills at its own limit price, as
-  maker; an IOC order never rests (cancelled, reason "Insufficient liquidity");
+  maker; an IOC or FOK order never rests (cancelled, reason "Insufficient liquidity"; with
+  one price and unlimited depth, a FOK order that can fill at all fills entirely);
 - stop-loss triggers when `last` >= trigger (buy) or <= trigger (sell); take-profit the opposite;
   a triggered stop/take-profit fills at `last` as taker (cancelled with "Insufficient funds" if
   the account cannot pay), a triggered *-limit becomes a limit at `price2` as above;
@@ -32,7 +33,6 @@ from kraken_sim.orders import (
     Side,
     SimOrder,
     Status,
-    TimeInForce,
     Trade,
     compute_fill,
     floor_lot,
@@ -73,6 +73,9 @@ class Exchange:
         self._timed: dict[str, tuple[Wallet, SimOrder]] = {}
         # Plain callbacks (the WebSocket feed subscribes here); the engine knows nothing of I/O.
         self.observers: list[OrderObserver] = []
+        # The fee rate of (account, pair, maker): the account's 30-day volume tier. Without it,
+        # every account pays the pair's first tier.
+        self.fee_rates: Callable[[str, Pair, bool], Decimal] | None = None
 
     def _notify(
         self,
@@ -95,11 +98,14 @@ class Exchange:
 
     # -- fills -------------------------------------------------------------------------------
 
-    def fill_for(self, order: SimOrder, price: Decimal, *, maker: bool) -> Fill:
+    def fill_for(self, wallet: Wallet, order: SimOrder, price: Decimal, *, maker: bool) -> Fill:
         """The fill this order would get at `price` (for viqc, the base volume its quote buys)."""
         pair = order.pair
         volume = floor_lot(order.volume / price, pair) if order.viqc else order.volume
-        rate = pair.maker_rate if maker else pair.taker_rate
+        if self.fee_rates is not None:
+            rate = self.fee_rates(wallet.account_id, pair, maker)
+        else:
+            rate = pair.maker_rate if maker else pair.taker_rate
         return compute_fill(pair, order.side, volume, price, order.fee_in_base, rate)
 
     @staticmethod
@@ -112,7 +118,7 @@ class Exchange:
     def _execute(self, wallet: Wallet, order: SimOrder, price: Decimal, *, maker: bool) -> None:
         pair = order.pair
         now = self.clock()
-        fill = self.fill_for(order, price, maker=maker)
+        fill = self.fill_for(wallet, order, price, maker=maker)
         wallet.credit(pair.base, fill.base_delta)
         wallet.credit(pair.quote, fill.quote_delta)
         signed = fill.vol if order.side is Side.BUY else -fill.vol
@@ -202,7 +208,7 @@ class Exchange:
                 self.cancel(wallet, order, REASON_POST_ONLY)
             else:
                 self._execute(wallet, order, last, maker=False)
-        elif order.timeinforce is TimeInForce.IOC:
+        elif order.timeinforce.never_rests:
             self.cancel(wallet, order, REASON_IOC)
 
     @staticmethod
@@ -221,7 +227,7 @@ class Exchange:
         if order.ordertype.has_limit_after_trigger:
             self._limit_arrives(wallet, order, last)
             return
-        asset, need = self.spent(order.pair, self.fill_for(order, last, maker=False))
+        asset, need = self.spent(order.pair, self.fill_for(wallet, order, last, maker=False))
         if wallet.available(asset, excluding=order) < need:
             self.cancel(wallet, order, REASON_FUNDS)
         else:
