@@ -129,8 +129,14 @@ def test_edit_order_validate_changes_nothing_and_refusals(engine: Engine) -> Non
                                                   "price": "49000", "validate": True})  # fmt: skip
     assert "txid" not in reply
     assert order(engine, txid)["status"] == "open"
-    assert error_of(lambda: engine.private("alice", "EditOrder", {"txid": txid, "pair": "ETHUSD",
-                                                                  "price": "1"})) == UNKNOWN_ORDER
+    assert (
+        error_of(
+            lambda: engine.private(
+                "alice", "EditOrder", {"txid": txid, "pair": "ETHUSD", "price": "1"}
+            )
+        )
+        == UNKNOWN_ORDER
+    )
     assert error_of(lambda: engine.private("alice", "EditOrder", {
         "txid": txid, "pair": "XBTUSD", "volume": "100"})) == INSUFFICIENT_FUNDS  # fmt: skip
     assert order(engine, txid)["status"] == "open"

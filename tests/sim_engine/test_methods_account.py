@@ -56,8 +56,11 @@ def test_cancel_order_batch_by_txid_userref_and_cl_ord_id(engine: Engine) -> Non
     c = add(engine, pair="XBTUSD", **LIMIT, userref=9)
     d = add(engine, pair="XBTUSD", **LIMIT, cl_ord_id="keep-me-not")
     e = add(engine, pair="XBTUSD", **LIMIT)
-    reply = engine.private("alice", "CancelOrderBatch", {
-        "orders": [a, "9", {"txid": "ONOPE1-AAAAA-AAAAAA"}], "cl_ord_ids": ["keep-me-not"]})
+    reply = engine.private(
+        "alice",
+        "CancelOrderBatch",
+        {"orders": [a, "9", {"txid": "ONOPE1-AAAAA-AAAAAA"}], "cl_ord_ids": ["keep-me-not"]},
+    )
     assert reply == {"count": 4}
     assert list(_open(engine)) == [e]
     assert {order(engine, t)["status"] for t in (a, b, c, d)} == {"canceled"}
