@@ -6,7 +6,9 @@ fills or triggers what it crosses. Time comes only from the injected clock; expi
 starts are applied lazily at the start of every call. Ids come from a seeded random generator,
 so a seed and a sequence of calls always give the same answers.
 
-Market rules are in `matching.py`, AddOrder's checks in `addorder.py`, paging in `queries.py`.
+Market rules are in `matching.py`, AddOrder's checks in `addorder.py`, paging in `queries.py`;
+AmendOrder/OrderAmends/EditOrder in `amend.py`, the batches in `batch.py`, CancelAllOrdersAfter
+in `deadman.py`, QueryTrades/Ledgers/QueryLedgers/TradeVolume and the fee tiers in `ledgers.py`.
 
 Choices where Kraken's documentation is silent or the simulator simplifies:
 - one price per pair; ask = bid = last. Taker fills happen at `last`, resting limits fill at
