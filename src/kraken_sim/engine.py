@@ -292,7 +292,7 @@ class Engine:
             expiretm=draft.expiretm,
         )
         if order.ordertype is OrderType.MARKET:
-            fill = self._exchange.fill_for(wallet, order, last, maker=False)
+            fill = self._exchange.fill_for(order, last, maker=False)
             asset, need = self._exchange.spent(pair, fill)
         else:
             asset, need = order_hold(order)

@@ -89,6 +89,12 @@ class Exchange:
         for observer in list(self.observers):
             observer(event)
 
+    def fee_rate(self, wallet: Wallet, pair: Pair, maker: bool) -> Decimal:
+        """The fee rate a fill of this account on this pair pays (its 30-day volume tier)."""
+        if self.fee_rates is not None:
+            return self.fee_rates(wallet.account_id, pair, maker)
+        return pair.maker_rate if maker else pair.taker_rate
+
     def next_seq(self) -> int:
         self._seq += 1
         return self._seq
@@ -98,13 +104,15 @@ class Exchange:
 
     # -- fills -------------------------------------------------------------------------------
 
-    def fill_for(self, wallet: Wallet, order: SimOrder, price: Decimal, *, maker: bool) -> Fill:
-        """The fill this order would get at `price` (for viqc, the base volume its quote buys)."""
+    def fill_for(
+        self, order: SimOrder, price: Decimal, *, maker: bool, rate: Decimal | None = None
+    ) -> Fill:
+        """The fill this order would get at `price` (for viqc, the base volume its quote buys),
+        at fee `rate`; without one, at the pair's first tier (the highest: what funds checks
+        and holds assume)."""
         pair = order.pair
         volume = floor_lot(order.volume / price, pair) if order.viqc else order.volume
-        if self.fee_rates is not None:
-            rate = self.fee_rates(wallet.account_id, pair, maker)
-        else:
+        if rate is None:
             rate = pair.maker_rate if maker else pair.taker_rate
         return compute_fill(pair, order.side, volume, price, order.fee_in_base, rate)
 
@@ -118,7 +126,9 @@ class Exchange:
     def _execute(self, wallet: Wallet, order: SimOrder, price: Decimal, *, maker: bool) -> None:
         pair = order.pair
         now = self.clock()
-        fill = self.fill_for(wallet, order, price, maker=maker)
+        fill = self.fill_for(
+            order, price, maker=maker, rate=self.fee_rate(wallet, order.pair, maker)
+        )
         wallet.credit(pair.base, fill.base_delta)
         wallet.credit(pair.quote, fill.quote_delta)
         signed = fill.vol if order.side is Side.BUY else -fill.vol
@@ -227,7 +237,7 @@ class Exchange:
         if order.ordertype.has_limit_after_trigger:
             self._limit_arrives(wallet, order, last)
             return
-        asset, need = self.spent(order.pair, self.fill_for(wallet, order, last, maker=False))
+        asset, need = self.spent(order.pair, self.fill_for(order, last, maker=False))
         if wallet.available(asset, excluding=order) < need:
             self.cancel(wallet, order, REASON_FUNDS)
         else:
