@@ -15,6 +15,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from kraken_sim.books import BookSettings, BookSpecError, parse_book_settings
+from kraken_sim.markets import find_pair
+
 TIERS = ("starter", "intermediate", "pro")
 
 # Kraken's key permissions the simulator knows (names as in DESIGN.md §3). `withdraw` (Kraken's
@@ -45,7 +48,7 @@ _ACCOUNT_FIELDS = {
 }
 _KEY_FIELDS = {"key", "secret", "nonce_window", "permissions"}
 _LOCKOUT_FIELDS = {"failures", "within_seconds", "duration_seconds"}
-_TOP_LEVEL = {"accounts", "prices", "lockout"}
+_TOP_LEVEL = {"accounts", "prices", "lockout", "books"}
 
 
 class AccountsFileError(ValueError):
@@ -89,6 +92,7 @@ class SimSetup:
     accounts: tuple[AccountSpec, ...]
     prices: Mapping[str, Decimal]
     lockout: LockoutPolicy
+    books: BookSettings = field(default_factory=BookSettings)
 
 
 def load_accounts_file(path: Path) -> SimSetup:
@@ -132,7 +136,18 @@ def parse_accounts(raw: Mapping[str, Any], *, source: str) -> SimSetup:
         accounts.append(account)
     prices = _parse_decimals(raw.get("prices", {}), f"{source}: [prices]", positive=True)
     lockout = _parse_lockout(raw.get("lockout", {}), f"{source}: [lockout]")
-    return SimSetup(accounts=tuple(accounts), prices=prices, lockout=lockout)
+    books = BookSettings()
+    if "books" in raw:
+        try:
+            books = parse_book_settings(raw["books"], _pair_id)
+        except BookSpecError as exc:
+            raise AccountsFileError(f"{source}: [books]: {exc}") from None
+    return SimSetup(accounts=tuple(accounts), prices=prices, lockout=lockout, books=books)
+
+
+def _pair_id(name: str) -> str | None:
+    pair = find_pair(name)
+    return pair.id if pair is not None else None
 
 
 def _parse_account(entry: Mapping[str, Any], where: str) -> AccountSpec:

@@ -1,4 +1,5 @@
-"""Test-only control operations: prices, faults, state, nonces, clock, limits.
+"""Test-only control operations: prices, trades through the book, faults, state, nonces,
+clock, limits.
 
 One function per operation, on the shared SimContext; served over HTTP under /sim/<name> and
 in-process by `InProcessExchange.control` (and its typed methods), through `run` in both cases.
@@ -101,6 +102,32 @@ def set_price(context: SimContext, payload: Payload, query: Query) -> dict[str, 
     return dict(OK)
 
 
+def trade_through(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
+    """{"pair": "XBTUSD", "side": "sell", "price": "59900", "volume": "0.3"}: an outside taker
+    on `side` trades up to `volume` through `price`, filling the accounts' resting limits it
+    reaches (price-time priority, the last one partly). The pair's price does not move.
+    Answers {"ok": true, "traded": "<volume filled>"}."""
+    pair = payload.get("pair")
+    if not isinstance(pair, str) or not pair:
+        raise ControlError("'pair' must be a pair id, altname or wsname")
+    side = payload.get("side")
+    if side not in ("buy", "sell"):
+        raise ControlError("'side' must be 'buy' (lifts asks) or 'sell' (hits bids)")
+    values = {}
+    for name in ("price", "volume"):
+        try:
+            values[name] = Decimal(str(payload.get(name)))
+        except InvalidOperation:
+            raise ControlError(f"'{name}' must be a decimal string") from None
+        if not values[name].is_finite() or values[name] <= 0:
+            raise ControlError(f"'{name}' must be greater than 0")
+    try:
+        traded = context.engine.trade(pair, side, values["price"], values["volume"])
+    except SimError as exc:
+        raise ControlError(exc.error) from None
+    return {"ok": True, "traded": f"{traded:f}"}
+
+
 def arm_fault(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
     """{"endpoint": "AddOrder", "kind": "drop_reply", "count": 1}: the spec is in faults.py."""
     try:
@@ -197,6 +224,7 @@ def set_limits(context: SimContext, payload: Payload, query: Query) -> dict[str,
 
 OPERATIONS: dict[str, tuple[str, Operation]] = {
     "price": ("POST", set_price),
+    "trade": ("POST", trade_through),
     "fault": ("POST", arm_fault),
     "faults": ("GET", list_faults),
     "faults/clear": ("POST", clear_faults),

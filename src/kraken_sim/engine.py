@@ -11,12 +11,15 @@ AmendOrder/OrderAmends/EditOrder in `amend.py`, the batches in `batch.py`, Cance
 in `deadman.py`, QueryTrades/Ledgers/QueryLedgers/TradeVolume and the fee tiers in `ledgers.py`.
 
 Choices where Kraken's documentation is silent or the simulator simplifies:
-- one price per pair; ask = bid = last. Taker fills happen at `last`, resting limits fill at
-  their own limit price as maker; orders fill completely or not at all.
+- each pair has a reference price `last` and, when the accounts file enables `[books]`, a book
+  of house liquidity around it (books.py); takers walk the book, resting limits fill at their own
+  limit price as maker (see matching.py). Without books: ask = bid = last, unlimited depth.
+- `trade_through` (the `trade` control operation) partly fills resting orders; `last` stays.
 - fees: the pair's fee tier for the account's 30-day USD volume (`fees` taker, `fees_maker`
   maker; TradeVolume shows it, ledgers.py), charged in the quote currency unless `fcib`;
-  amounts are rounded half-up to the asset's ledger decimals; holds are computed at the first
-  tier (the highest rate) and rounded up, so a fill never spends more than its order held.
+  amounts are rounded half-up to the asset's ledger decimals; holds and market orders' funds
+  checks use the first tier (the highest rate), rounded up, so a fill never spends more than
+  its order held.
 - QueryOrders leaves unknown txids out (an empty object when none is known), which ccxt's
   fetch_order turns into OrderNotFound.
 - a cl_ord_id already used by an open order of the account: `EOrder:Duplicate cl_ord_id`
@@ -40,6 +43,7 @@ from kraken_sim import batch, ledgers, public, queries
 from kraken_sim import params as p
 from kraken_sim.addorder import pair_of, parse_add_order
 from kraken_sim.amend import Amends
+from kraken_sim.books import BookSettings
 from kraken_sim.deadman import REASON_DEAD_MAN, DeadManSwitch
 from kraken_sim.errors import (
     DUPLICATE_CL_ORD_ID,
@@ -57,7 +61,7 @@ from kraken_sim.formatting import ledger_json, order_json, order_text
 from kraken_sim.ids import IdGenerator
 from kraken_sim.markets import Pair, find_pair
 from kraken_sim.matching import Exchange, OrderEvent, OrderObserver
-from kraken_sim.orders import REASON_USER, OrderType, SimOrder, Trade, order_hold
+from kraken_sim.orders import REASON_USER, OrderType, Side, SimOrder, Trade, order_hold
 from kraken_sim.prices import PriceBoard
 from kraken_sim.ratecounter import ADD_ORDER_COST, cancel_cost
 from kraken_sim.wallet import Wallet
@@ -66,19 +70,37 @@ _USERREF = re.compile(r"^-?\d+$")
 
 
 class Engine:
-    def __init__(self, *, seed: int | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.time,
+        books: BookSettings | None = None,
+    ) -> None:
         self._clock = clock
         # The matching engine's per-pair order counters; off only through /sim/limits.
         self.order_limits = True
         self._ids = IdGenerator(seed)
         self._prices = PriceBoard(clock())
-        self._exchange = Exchange(ids=self._ids, clock=clock, prices=self._prices)
+        self._exchange = Exchange(
+            ids=self._ids, clock=clock, prices=self._prices, books=books, seed=seed
+        )
         self._public: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "Time": lambda _: public.time_result(self._clock()),
             "SystemStatus": lambda _: public.system_status(self._clock()),
             "Assets": public.assets,
             "AssetPairs": public.asset_pairs,
-            "Ticker": lambda params: public.ticker(params, self._prices, self._clock()),
+            "Ticker": lambda params: public.ticker(
+                params, self._prices, self._exchange.book, self._clock()
+            ),
+            "Depth": lambda params: public.depth(
+                params, self._prices, self._exchange.book, self._clock()
+            ),
+            "Spread": lambda params: public.spread(
+                params, self._prices, self._exchange.book, self._clock()
+            ),
+            "Trades": lambda params: public.trades(params, self._prices),
+            "OHLC": lambda params: public.ohlc(params, self._prices, self._clock()),
         }
         self._private: dict[str, Callable[[Wallet, Mapping[str, Any]], Any]] = {
             "Balance": lambda wallet, _: queries.balance(wallet),
@@ -197,6 +219,27 @@ class Engine:
         self._prices.set(found, value, self._clock())
         self._exchange.price_moved(found)
 
+    def trade(self, pair: str, side: str, price: Decimal | str, volume: Decimal | str) -> Decimal:
+        """An outside taker on `side` trades up to `volume` through `price`, filling the
+        accounts' resting limits in price-time priority (the last one partly); `last` stays.
+        Returns the volume that traded."""
+        found = find_pair(pair)
+        if found is None:
+            raise SimError(UNKNOWN_ASSET_PAIR)
+        if side not in ("buy", "sell"):
+            raise SimError(invalid_arguments("type"))
+        try:
+            value = Decimal(str(price))
+            amount = Decimal(str(volume))
+        except InvalidOperation as exc:
+            raise SimError(invalid_arguments("price")) from exc
+        if not value.is_finite() or value <= 0 or value % found.tick_size != 0:
+            raise SimError(invalid_arguments("price"))
+        if not amount.is_finite() or amount <= 0 or amount % found.lot_quantum != 0:
+            raise SimError(invalid_arguments("volume"))
+        self._exchange.tick()
+        return self._exchange.trade_through(found, Side(side), value, amount)
+
     def state(self) -> dict[str, Any]:
         """A JSON-able snapshot for the `state` control operation (GET /sim/state)."""
         self._tick()
@@ -292,8 +335,8 @@ class Engine:
             expiretm=draft.expiretm,
         )
         if order.ordertype is OrderType.MARKET:
-            fill = self._exchange.fill_for(order, last, maker=False)
-            asset, need = self._exchange.spent(pair, fill)
+            asset, need = self._exchange.market_need(order)
+            order.market_hold = need
         else:
             asset, need = order_hold(order)
         if wallet.available(asset) < need:

@@ -178,6 +178,14 @@ class InProcessExchange:
         """Move a pair's price: fills and triggers whatever it crosses."""
         self.control("price", {"pair": pair, "price": str(price)})
 
+    def trade(self, pair: str, side: str, price: Decimal | str, volume: Decimal | str) -> Decimal:
+        """Trade `volume` through `price` as an outside taker on `side`: fills resting orders
+        in price-time priority, the last one partly; returns the volume filled."""
+        reply = self.control(
+            "trade", {"pair": pair, "side": side, "price": str(price), "volume": str(volume)}
+        )
+        return Decimal(reply["traded"])
+
     def arm_fault(self, spec: Mapping[str, Any]) -> None:
         """Arm a fault; the spec is faults.py's (the same JSON object as `POST /sim/fault`)."""
         self.control("fault", spec)
