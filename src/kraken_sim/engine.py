@@ -160,8 +160,11 @@ class Engine:
         return self._volumes.volume(account_id, self._clock())
 
     def _fee_rate(self, account_id: str, pair: Pair, maker: bool) -> Decimal:
+        """The tier of the volume traded before this moment: every fill of one order pays the
+        same rate, even when the order's own fills take the account into the next tier."""
         table = pair.fees_maker if maker else pair.fees
-        return ledgers.fee_rate(table, self.volume_30d(account_id))
+        volume = self._volumes.volume(account_id, self._clock(), before_now=True)
+        return ledgers.fee_rate(table, volume)
 
     def _count_volume(self, event: OrderEvent) -> None:
         trade = event.trade

@@ -207,13 +207,18 @@ class VolumeTracker:
         self._trades.setdefault(account_id, deque()).append((when, usd))
         self._totals[account_id] = self._totals.get(account_id, Decimal(0)) + usd
 
-    def volume(self, account_id: str, now: float) -> Decimal:
-        """The 30-day volume, to 4 places (half-up)."""
+    def volume(self, account_id: str, now: float, *, before_now: bool = False) -> Decimal:
+        """The 30-day volume, to 4 places (half-up). `before_now`: without the trades made at
+        `now` itself, so that every fill of one order (a walk across a book) pays one tier."""
         trades = self._trades.get(account_id)
         while trades and trades[0][0] <= now - THIRTY_DAYS_S:
             _, usd = trades.popleft()
             self._totals[account_id] -= usd
         total = self._totals.get(account_id, Decimal(0))
+        for when, usd in reversed(trades or ()) if before_now else ():
+            if when < now:
+                break
+            total -= usd
         return total.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 

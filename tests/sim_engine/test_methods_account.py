@@ -138,9 +138,13 @@ def test_fees_follow_the_thirty_day_volume_tier(engine: Engine, clock: Clock) ->
     after = engine.private("alice", "TradeVolume", {"pair": "XXBTZUSD"})
     assert after["volume"] == "12000.0000"
     assert after["fees"]["XXBTZUSD"]["fee"] == "0.3500"
+    # At the same instant the first order's fills do not count yet: one order, one tier.
+    same_moment = add(engine, **MARKET_BUY, volume="0.1")
+    assert order(engine, same_moment)["fee"] == "24.00000"
+    clock.advance(1)
     second = add(engine, **MARKET_BUY, volume="0.1")  # 6000 USD, now at 0.35 %
     assert order(engine, second)["fee"] == "21.00000"
-    clock.advance(30 * 86400 + 1)  # both trades leave the 30-day window
+    clock.advance(30 * 86400 + 1)  # the trades leave the 30-day window
     assert engine.private("alice", "TradeVolume", {})["volume"] == "0.0000"
     third = add(engine, **MARKET_BUY, volume="0.1")
     assert order(engine, third)["fee"] == "24.00000"
