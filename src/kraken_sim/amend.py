@@ -6,8 +6,9 @@ or the trigger price (`trigger_price`, untriggered stop/take-profit orders only)
 `{"amend_id": ...}`; `misc` gains `amended`; OrderAmends lists the order's original values and
 every amend. If the new quantity is at or below what has already filled, the rest of the order
 is cancelled, as Kraken documents ("the remaining quantity will be cancelled"): the order keeps
-its fills, its `vol` becomes its `vol_exec`, and it closes as canceled (with no fills at all, a
-quantity is never at or below them, since a quantity must be positive).
+its `vol` and its fills and closes as canceled (reason "Order quantity amended below filled
+quantity"); OrderAmends shows the requested quantity with `remaining_qty` 0. With no fills, a
+quantity is never at or below them, since it must be positive.
 
 EditOrder cancels the order and places a new one from the old order's terms with the given
 changes (`volume`, `price`, `price2`, `oflags` post only, `userref`): a new txid, the old one
@@ -231,8 +232,9 @@ class Amends:
         if "amended" not in order.misc:
             order.misc.append("amended")
         if below_filled:
-            order.volume = order.vol_exec
-            history.append(_snapshot(order, amend_id, "user", now))
+            assert qty is not None
+            row = _snapshot(order, amend_id, "user", now)
+            history.append(dataclasses.replace(row, order_qty=qty, remaining_qty=Decimal(0)))
             self._exchange.cancel(wallet, order, REASON_AMENDED_BELOW_FILLED)
             return {"amend_id": amend_id}
         order.volume, order.price, order.price2 = changed.volume, changed.price, changed.price2
