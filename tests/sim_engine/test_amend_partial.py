@@ -1,12 +1,14 @@
-"""AmendOrder on a partly filled order (needs the books' partial fills): the amend keeps the fills,
-and a quantity at or below what has filled cancels the rest, as Kraken documents."""
+"""What needs the books' partial fills: AmendOrder on a partly filled order keeps the fills, and a
+quantity at or below what has filled cancels the rest, as Kraken documents; a FOK limit walks the
+book only when the walk fills all of it."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+from kraken_sim.books import BookSettings
 from kraken_sim.engine import Engine
-from tests.sim_engine.conftest import add, order
+from tests.sim_engine.conftest import Clock, add, order
 
 LIMIT = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "50000",
          "volume": "0.10000000"}  # fmt: skip
@@ -38,3 +40,22 @@ def test_amend_below_the_filled_quantity_cancels_the_rest(engine: Engine) -> Non
     assert (rows[-1]["order_qty"], rows[-1]["remaining_qty"]) == ("0.03000000", "0.00000000")
     assert engine.private("alice", "OpenOrders", {})["open"] == {}
     assert Decimal(engine.private("alice", "BalanceEx", {})["ZUSD"]["hold_trade"]) == 0
+
+
+def test_fok_over_a_book_fills_entirely_or_not_at_all(clock: Clock) -> None:
+    engine = Engine(seed=7, clock=clock, books=BookSettings(enabled=True))
+    engine.add_account("alice", balances={"ZUSD": Decimal("10000000")}, tier="pro")
+    asks = engine.public("Depth", {"pair": "XBTUSD"})["XXBTZUSD"]["asks"]
+    limit = Decimal(asks[1][0])  # the best two ask levels are within the limit
+    within = Decimal(asks[0][1]) + Decimal(asks[1][1])
+    too_much = add(engine, pair="XBTUSD", type="buy", ordertype="limit", price=str(limit),
+                   volume=str(within + Decimal("0.001")), timeinforce="FOK")  # fmt: skip
+    refused = order(engine, too_much)
+    assert (refused["status"], refused["vol_exec"], refused["reason"]) == (
+        "canceled", "0.00000000", "Insufficient liquidity")  # fmt: skip
+    assert engine.public("Depth", {"pair": "XBTUSD"})["XXBTZUSD"]["asks"][:2] == asks[:2]
+    enough = add(engine, pair="XBTUSD", type="buy", ordertype="limit", price=str(limit),
+                 volume=str(within), timeinforce="FOK")  # fmt: skip
+    filled = order(engine, enough)
+    assert (filled["status"], Decimal(filled["vol_exec"])) == ("closed", within)
+    assert len(filled["trades"]) == 2
