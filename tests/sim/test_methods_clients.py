@@ -1,7 +1,7 @@
 """The account methods over HTTP with unchanged ccxt and krakenex, on a simulator of their own:
 edit_order (AmendOrder), create_orders (AddOrderBatch), cancel_orders (CancelOrderBatch),
 cancel_all_orders_after, fetch_ledger, fetch_my_trades, fetch_trading_fee; krakenex EditOrder;
-GetApiKeyInfo; and an unknown method refused before authentication."""
+GetApiKeyInfo; an unknown method refused before authentication; the dead-man switch in process."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import ccxt
 import krakenex
 import pytest
 
+from kraken_sim.clock import SimClock
+from kraken_sim.inprocess import InProcessExchange
 from tests.sim.kraken_http import RawClient
 from tests.simproc import SimProcess, new_secret, running_sim
 
@@ -175,3 +177,26 @@ def test_unknown_method_is_refused_before_authentication(sim: SimProcess) -> Non
     assert client.call("Balance", nonce=nonce)["error"] == []
     view = RawClient(sim.url, "cx-view", VIEW_SECRET)
     assert view.call("CancelAllOrdersAfter", timeout=60)["error"] == ["EGeneral:Permission denied"]
+
+
+def test_dead_man_switch_in_process_fires_when_the_frozen_clock_moves() -> None:
+    """The in-process exchange answers through the same request path: CancelAllOrdersAfter
+    through krakenex, then advance_clock past the trigger cancels the account's orders."""
+    exchange = InProcessExchange(ACCOUNTS, seed=3, clock=SimClock.frozen())
+    api = krakenex.API("kx-key", KX_SECRET)
+    api.uri = "http://kraken.test"
+    api.session.mount("http://kraken.test", exchange.adapter())
+    try:
+        placed = _ok(api.query_private("AddOrder", {"pair": "XBTUSD", "type": "buy",
+                                                    "ordertype": "limit", "price": "50000",
+                                                    "volume": "0.01"}))  # fmt: skip
+        armed = _ok(api.query_private("CancelAllOrdersAfter", {"timeout": 10}))
+        assert armed["triggerTime"] > armed["currentTime"]
+        exchange.advance_clock(9)
+        assert list(exchange.state()["accounts"]["kx"]["open_orders"]) == placed["txid"]
+        exchange.advance_clock(1)
+        assert exchange.state()["accounts"]["kx"]["open_orders"] == {}
+        gone = _ok(api.query_private("QueryOrders", {"txid": placed["txid"][0]}))
+        assert gone[placed["txid"][0]]["reason"] == "Dead man switch"
+    finally:
+        api.close()
