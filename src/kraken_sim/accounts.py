@@ -20,8 +20,15 @@ from kraken_sim.markets import find_pair
 
 TIERS = ("starter", "intermediate", "pro")
 
-# Kraken's key permissions the simulator enforces (names as in DESIGN.md §3).
-PERMISSIONS = ("query_funds", "query_orders", "create_orders", "cancel_orders", "websocket")
+# Kraken's key permissions the simulator knows (names as in DESIGN.md §3). `withdraw` (Kraken's
+# "Funds: Withdraw") guards no method the simulator serves; GetApiKeyInfo reports it, so a tool
+# can warn about a trading key that may move funds out.
+PERMISSIONS = (
+    "query_funds", "query_orders", "create_orders", "cancel_orders", "websocket", "withdraw"
+)  # fmt: skip
+# A key without a `permissions` list gets every trading permission, but not `withdraw`: a key
+# that may withdraw is something an accounts file says in so many words.
+DEFAULT_PERMISSIONS = tuple(name for name in PERMISSIONS if name != "withdraw")
 
 # Repeated invalid key/signature/nonce -> EGeneral:Temporary lockout. Kraken documents "a few
 # minutes" (older text: about 15); these defaults keep a test's lockout short but visible.
@@ -178,7 +185,7 @@ def _parse_key(entry: Mapping[str, Any], account: str, where: str) -> ApiKeySpec
     window = entry.get("nonce_window", 0)
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
         raise AccountsFileError(f"{where}: field 'nonce_window': must be an integer >= 0")
-    permissions = entry.get("permissions", list(PERMISSIONS))
+    permissions = entry.get("permissions", list(DEFAULT_PERMISSIONS))
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
         raise AccountsFileError(f"{where}: field 'permissions': must be a list of names")
     unknown = sorted(set(permissions) - set(PERMISSIONS))

@@ -175,6 +175,8 @@ def parse_add_order(params: Mapping[str, Any], pair: Pair, now: float, last: Dec
     if tif_text not in {t.value for t in TimeInForce}:
         raise SimError(invalid_arguments("timeinforce"))
     timeinforce = TimeInForce(tif_text)
+    if timeinforce is TimeInForce.FOK and "post" in oflags:  # a post-only order must rest
+        raise SimError(invalid_arguments("timeinforce"))
     starttm = p.time_spec(params, "starttm", now)
     if starttm <= now:
         starttm = 0.0

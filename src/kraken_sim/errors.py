@@ -48,6 +48,8 @@ UNKNOWN_ORDER = "EOrder:Unknown order"
 ORDER_RATE_LIMIT = "EOrder:Rate limit exceeded"
 ORDERS_LIMIT = "EOrder:Orders limit exceeded"
 DUPLICATE_CL_ORD_ID = "EOrder:Duplicate cl_ord_id"
+# An amend whose new limit price would take liquidity with post_only (wording unconfirmed).
+POST_ONLY_REJECTED = "EOrder:Post only order"
 
 
 def throttled(until: int) -> str:

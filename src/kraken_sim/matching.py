@@ -8,6 +8,8 @@ enabled, else one price `last` with unlimited depth. Rules:
 - a limit order that is marketable on arrival (buy at or above the best ask, sell at or below the
   best bid) walks the book up to its limit price as taker, unless it is post-only (cancelled,
   "Post only order"); what is left rests, or is cancelled for IOC ("Insufficient liquidity");
+  a FOK order takes only if the walk up to its limit fills all of it, else it is cancelled with
+  nothing filled ("Insufficient liquidity"); it never rests;
 - a resting limit fills at its own limit price, as maker: all of what is left of it when the
   pair's price (`last`) reaches the limit (`price_moved`), or part of it when the `trade` control
   operation trades a volume through it (`trade_through`, price-time priority across accounts);
@@ -91,6 +93,9 @@ class Exchange:
         self._timed: dict[str, tuple[Wallet, SimOrder]] = {}
         # Plain callbacks (the WebSocket feed subscribes here); the engine knows nothing of I/O.
         self.observers: list[OrderObserver] = []
+        # The fee rate of (account, pair, maker): the account's 30-day volume tier. Without it,
+        # every account pays the pair's first tier.
+        self.fee_rates: Callable[[str, Pair, bool], Decimal] | None = None
 
     def _notify(
         self,
@@ -103,6 +108,12 @@ class Exchange:
         event = OrderEvent(wallet.account_id, exec_type, order, when, trade)
         for observer in list(self.observers):
             observer(event)
+
+    def fee_rate(self, wallet: Wallet, pair: Pair, maker: bool) -> Decimal:
+        """The fee rate a fill of this account on this pair pays (its 30-day volume tier)."""
+        if self.fee_rates is not None:
+            return self.fee_rates(wallet.account_id, pair, maker)
+        return pair.maker_rate if maker else pair.taker_rate
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -158,7 +169,7 @@ class Exchange:
         """One trade of `volume` at `price` for this order; the caller closes the order."""
         pair = order.pair
         now = self.clock()
-        rate = pair.maker_rate if maker else pair.taker_rate
+        rate = self.fee_rate(wallet, pair, maker)
         fill = compute_fill(pair, order.side, volume, price, order.fee_in_base, rate)
         wallet.credit(pair.base, fill.base_delta)
         wallet.credit(pair.quote, fill.quote_delta)
@@ -323,11 +334,17 @@ class Exchange:
             if order.post_only:
                 self.cancel(wallet, order, REASON_POST_ONLY)
                 return
-            self._take(wallet, order, self.taker_walk(order, limit=limit))
+            takes = self.taker_walk(order, limit=limit)
+            if order.timeinforce is TimeInForce.FOK and (
+                sum((take.volume for take in takes), Decimal(0)) < self.remaining(order)
+            ):
+                self.cancel(wallet, order, REASON_IOC)
+                return
+            self._take(wallet, order, takes)
             if self.remaining(order) <= 0:
                 self._close(wallet, order, Status.CLOSED, None, self.clock())
                 return
-        if order.timeinforce is TimeInForce.IOC:
+        if order.timeinforce.never_rests:
             self.cancel(wallet, order, REASON_IOC)
         elif order.vol_exec > 0:
             _mark_partial(order)

@@ -63,6 +63,11 @@ class TimeInForce(StrEnum):
     GTC = "GTC"
     IOC = "IOC"
     GTD = "GTD"
+    FOK = "FOK"  # fill entirely at once or be cancelled with nothing filled
+
+    @property
+    def never_rests(self) -> bool:
+        return self in (TimeInForce.IOC, TimeInForce.FOK)
 
 
 # Cancel reasons the simulator writes into closed orders' `reason`.

@@ -31,6 +31,7 @@ from typing import Any
 import structlog
 
 from kraken_sim import errors
+from kraken_sim.account_info import api_key_info
 from kraken_sim.auth import METHOD_PERMISSIONS, short_key
 from kraken_sim.context import SimContext, to_json
 from kraken_sim.errors import SimError
@@ -198,6 +199,9 @@ def _private(context: SimContext, admission: Admission, request: ApiRequest) -> 
             raise SimError(fault_error)
         if method == "GetWebSocketsToken":
             result = context.ws_tokens.issue(account)
+        elif method == "GetApiKeyInfo":
+            now = context.clock.time()
+            result = api_key_info(key_state.spec, key_state.nonces.high_water, now, now)
         else:
             assert params is not None  # authenticate() rejects unparseable bodies
             result = context.engine.private(account, method, params)

@@ -95,6 +95,14 @@ def _duplicate_cl_ord_id(sim: SimProcess, keys: SimAccounts) -> list[str]:
     return found
 
 
+def _post_only_amend(sim: SimProcess, keys: SimAccounts) -> list[str]:
+    misc = client(sim, keys.misc)
+    txid = misc.call("AddOrder", **LIMIT, oflags="post")["result"]["txid"][0]
+    found: list[str] = misc.call("AmendOrder", txid=txid, limit_price="1000000")["error"]
+    assert misc.call("CancelOrder", txid=txid)["result"] == {"count": 1}
+    return found
+
+
 def _lockout(sim: SimProcess, keys: SimAccounts) -> list[str]:
     forged = RawClient(sim.url, keys.locky.key, keys.misc.secret)
     for _ in range(5):
@@ -153,6 +161,7 @@ TRIGGERS: dict[str, Trigger] = {
     "ORDER_RATE_LIMIT": _order_rate_limit,
     "ORDERS_LIMIT": _orders_limit,
     "DUPLICATE_CL_ORD_ID": _duplicate_cl_ord_id,
+    "POST_ONLY_REJECTED": _post_only_amend,
 }
 
 ALL_CONSTANTS = sorted(

@@ -68,7 +68,7 @@ def _with(**changes: Any) -> dict[str, Any]:
         (_with(oflags="post", ordertype="market"), invalid_arguments("oflags")),
         (_with(oflags="viqc"), invalid_arguments("viqc")),
         (_with(oflags="viqc", ordertype="market", type="sell"), invalid_arguments("viqc")),
-        (_with(timeinforce="FOK"), invalid_arguments("timeinforce")),
+        (_with(timeinforce="FOKX"), invalid_arguments("timeinforce")),
         (_with(timeinforce="GTD"), invalid_arguments("expiretm")),
         (_with(expiretm="1000"), invalid_arguments("expiretm")),
         (_with(expiretm="soon"), invalid_arguments("expiretm")),

@@ -50,6 +50,12 @@ def _duplicate(clock: Clock) -> None:
     add(engine, "a", **LIMIT, cl_ord_id="dup")
 
 
+def _post_only_amend(clock: Clock) -> None:
+    engine = _engine(clock)
+    txid = add(engine, "a", **LIMIT, oflags="post")
+    engine.private("a", "AmendOrder", {"txid": txid, "limit_price": "61000"})
+
+
 def _order(**changes: Any) -> Callable[[Clock], Any]:
     return lambda clock: add(_engine(clock, usd="100"), "a", **{**LIMIT, **changes})
 
@@ -72,6 +78,7 @@ TRIGGERS: dict[str, Callable[[Clock], Any]] = {
     errors.ORDER_RATE_LIMIT: _rate_limit,
     errors.ORDERS_LIMIT: _orders_limit,
     errors.DUPLICATE_CL_ORD_ID: _duplicate,
+    errors.POST_ONLY_REJECTED: _post_only_amend,
 }
 
 
