@@ -74,6 +74,12 @@ class BuggyBroker:
     def settle(self, seconds: float) -> None:
         self.broker.settle(seconds)
 
+    def cooldown_remaining_s(self) -> float:
+        return self.broker.cooldown_remaining_s()
+
+    def cooldown_reason(self) -> str:
+        return self.broker.cooldown_reason()
+
 
 def events(
     logs: Sequence[Mapping[str, Any]], name: str, **fields: object
