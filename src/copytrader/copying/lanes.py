@@ -21,8 +21,8 @@ Every outcome is one log event (`copy.placed`, `copy.skipped`, `copy.failed`, `c
 are done, one `copy.summary`.
 
 While a user's account rests (a lockout or a bad key: see `resting`), that user's copies wait
-for it, uncounted, in their order; the lane says so once (`copy.account_resting`) and once
-when the account may trade again (`copy.account_trading_again`). Other users' lanes go on.
+for it, uncounted, in their order; the lane says so once per rest (`copy.account_resting`) and once
+when the rest is over (`copy.account_rest_over`). Other users' lanes go on.
 
 No copy holds its user's lane longer than its own attempts allow: transient errors are tried
 again a bounded, counted number of times (`outcomes`), and any other error ends that one copy
@@ -247,8 +247,8 @@ class Copier:
             self._release_if_quiet()
 
     def _note_rest(self, user_id: str, pending: int) -> None:
-        """One event when a user's account is found resting with copies to do, and one when it
-        may trade again (its waiting copies then go on, each through its gates)."""
+        """One event when a user's account is found resting with copies to do, and one when the
+        rest is over (its waiting copies then go on, each through its gates)."""
         rest = rest_of(self._users[user_id])
         with self._lock:
             was_resting = user_id in self._resting
@@ -274,8 +274,11 @@ class Copier:
             )
         else:
             log.info(
-                "copy.account_trading_again",
-                message=f"{user_id}'s account may trade again: {pending} pending copies go on",
+                "copy.account_rest_over",
+                message=(
+                    f"{user_id}'s account rested long enough: its {pending} pending copies go"
+                    " on (they wait again if Kraken still refuses the key)"
+                ),
                 user=user_id,
                 pending=pending,
             )
