@@ -53,7 +53,7 @@ from copytrader.copying.kill_switch import KillSwitch
 from copytrader.copying.outcomes import CopyOutcomes
 from copytrader.copying.placing import CopyPlacer
 from copytrader.copying.resolving import InFlightResolver
-from copytrader.copying.resting import rest_of
+from copytrader.copying.resting import Rest, rest_of
 from copytrader.copying.snapshots import AccountSnapshots
 from copytrader.errors import DiskFullError
 from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
@@ -227,7 +227,13 @@ class Copier:
                             self._release_if_quiet()
                             return
                     continue
-                self._note_rest(user_id, len(work))
+                rest = self._note_rest(user_id, len(work))
+                if rest is not None:
+                    # Nothing of this user's can be asked or sent: wait for the account, in
+                    # memory (a restart's new broker has no rest). A kick or the stop ends
+                    # the wait early; other users' lanes are unaffected.
+                    wakeup.wait(min(rest.remaining_s, 1.0))
+                    continue
                 copy = work[0]
                 wait_s = (copy.next_attempt_at or 0.0) - self._clock()
                 if wait_s > 0:
@@ -246,14 +252,15 @@ class Copier:
             self._running.discard(user_id)
             self._release_if_quiet()
 
-    def _note_rest(self, user_id: str, pending: int) -> None:
-        """One event when a user's account is found resting with copies to do, and one when the
-        rest is over (its waiting copies then go on, each through its gates)."""
+    def _note_rest(self, user_id: str, pending: int) -> Rest | None:
+        """The user's account's rest, if any; one event when it is found resting with copies to
+        do, and one when the rest is over (its waiting copies then go on, each through its
+        gates)."""
         rest = rest_of(self._users[user_id])
         with self._lock:
             was_resting = user_id in self._resting
             if (rest is not None) == was_resting:
-                return
+                return rest
             if rest is None:
                 self._resting.discard(user_id)
             else:
@@ -282,6 +289,7 @@ class Copier:
                 user=user_id,
                 pending=pending,
             )
+        return rest
 
     def resting_users(self) -> dict[str, float]:
         """The users whose account rests now, with the seconds left (for the heartbeat)."""

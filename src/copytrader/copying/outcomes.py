@@ -129,13 +129,15 @@ class CopyOutcomes:
         why: str,
     ) -> None:
         """The user's account rests for `rest_s` more seconds (`why`: what started the rest):
-        the copy keeps its state and waits until then, uncounted. `submitting` stays so: its
-        next step looks the cl_ord_id up on Kraken before anything is sent again."""
+        the copy keeps its state, uncounted, with the reason in the ledger, and its lane waits
+        until the rest is over (the rest lives in the broker, not in the ledger: after a
+        restart the copy goes on at once). `submitting` stays so: its next step looks the
+        cl_ord_id up on Kraken before anything is sent again."""
         wait_s = max(rest_s, 0.0)
         error = f"account resting: {why}" if why else "account resting"
         try:
             self._ledger.schedule_retry(
-                master.txid, copy.user_id, next_attempt_at=self._clock() + wait_s, error=error,
+                master.txid, copy.user_id, next_attempt_at=self._clock(), error=error,
                 state=state, count_attempt=False,
             )  # fmt: skip
         except LedgerError:

@@ -132,18 +132,10 @@ class CopyPlacer:
         user_id = account.user_id
         earlier_run = self._earlier_run_may_have_sent(master)
         rest = rest_of(account)
-        if rest is not None:
-            # Nothing can be asked or sent now. A copy no earlier run can have sent, whose
-            # master order no longer allows it, is skipped at once with the reason; any other
-            # waits for the account.
-            gate = None if earlier_run else self._gates.reason_not_to_send(master)
-            if gate:
-                self._outcomes.skip(master, copy, gate)
-            else:
-                self._outcomes.wait_for_rest(
-                    master, copy, state=CopyState.PLANNED, rest_s=rest.remaining_s,
-                    why=rest.reason,
-                )  # fmt: skip
+        if rest is not None:  # nothing can be asked or sent now (the lane waits for it too)
+            self._outcomes.wait_for_rest(
+                master, copy, state=CopyState.PLANNED, rest_s=rest.remaining_s, why=rest.reason
+            )
             return
         if earlier_run:
             # An earlier run saw this master order, or could have (it is older than this run):

@@ -235,7 +235,14 @@ class CopyDaemon:
             stop=self._stop.event,
             observer=self._heartbeat,
         )
-        self._heartbeat.watch_resting_accounts(copier.resting_users)
+
+        def resting_accounts() -> dict[str, float]:
+            found = copier.resting_users()
+            if (master_rest := master.cooldown_remaining_s()) > 0:
+                found["MASTER"] = round(master_rest, 1)
+            return found
+
+        self._heartbeat.watch_resting_accounts(resting_accounts)
         feed = MasterFeed(master, ledger, max_signal_age_s=copy_settings.max_signal_age_seconds)
         recorder = MasterRecorder(
             ledger,
