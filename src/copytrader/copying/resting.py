@@ -1,9 +1,12 @@
 """Whether a user's account is resting: its broker sends no private call for a while after a
 lockout, a bad key or signature, or spent nonce jumps (`KrakenBroker.cooldown_remaining_s`).
 
-A resting account is not a reason to end a copy: each step of a copy asks `rest_of` before its
-first call and after an `AccountUnusableError`, and a resting account makes the copy wait
-(`CopyOutcomes.wait_for_rest`) instead of failing."""
+A resting account is not a reason to end a copy. The user's lane asks `rest_of` before each
+step and waits for the rest to end (in memory: the rest is the broker's, so a restart goes on at
+once); a step that meets the rest itself (the call that started it, answered with a lockout or
+a bad key) asks `rest_of` after the `AccountUnusableError`, and the copy waits
+(`CopyOutcomes.wait_for_rest`, uncounted) instead of failing. An `AccountUnusableError` that
+starts no rest (a missing permission) still ends the copy `failed`."""
 
 from __future__ import annotations
 
