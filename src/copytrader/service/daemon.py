@@ -148,7 +148,7 @@ class CopyDaemon:
     def connect(self) -> ConnectedAccounts:
         """MASTER first, then the users, staggered (`service.startup`). A user that cannot be
         used gets skipped copies with the reason; one that failed for a reason that may pass
-        (network, lockout) keeps its broker, and its copies retry."""
+        (network, lockout) keeps its broker: its copies retry, or wait for its rest to end."""
         report = connect_accounts(
             self._settings, stop=self._stop.event, broker_factory=self._broker_factory
         )
