@@ -154,3 +154,22 @@ def test_a_cancel_during_the_rest_is_carried_out_after_it(tmp_path: Path) -> Non
         assert world.copy(unsent, "ann").cl_ord_id not in ann_orders
         assert events(logs, "copy.failed") == []
         assert events(logs, "copy.cancel_failed") == []
+
+
+def test_a_key_refused_without_a_rest_still_fails_the_copy_at_once(tmp_path: Path) -> None:
+    """Only a rest makes a copy wait: a key that may read but not trade (Permission denied on
+    AddOrder: no lockout follows, so the broker does not rest) ends the copy `failed`, loudly,
+    and the user's later copies are not held up by a wait."""
+    reads = ("query_funds", "query_orders", "cancel_orders")
+    with (
+        copy_world(tmp_path, USERS, cooldown_s=REST_S, permissions={"ann": reads}) as world,
+        capture_logs() as logs,
+    ):
+        first = world.add_master(volume="0.1", price="49000")
+        second = world.add_master(volume="0.1", price="48000")
+        world.wait_done(first, second)
+        assert world.states(first) == {"ann": CopyState.FAILED, "ben": CopyState.PLACED}
+        assert world.states(second) == {"ann": CopyState.FAILED, "ben": CopyState.PLACED}
+        assert "Permission denied" in str(world.copy(first, "ann").error)
+        assert events(logs, "copy.waiting") == []
+        assert events(logs, "copy.account_resting") == []

@@ -43,7 +43,7 @@ from copytrader.kraken.models import Order
 from copytrader.kraken.retry import COOLDOWN_S
 from copytrader.ledger import CopyRecord, CopyState, Decision, Ledger, MasterOrderRecord
 from kraken_sim.inprocess import InProcessExchange
-from tests.broker.conftest import SimAccount
+from tests.broker.conftest import ALL_PERMISSIONS, SimAccount
 from tests.simproc import new_secret
 
 # Each world's exchange has an address of its own: the brokers' pair cache is per address.
@@ -217,17 +217,20 @@ def copy_world(
     sizing: Mapping[str, UserSizing] | None = None,
     ledger: Ledger | None = None,
     cooldown_s: float = COOLDOWN_S,
+    permissions: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Iterator[CopyWorld]:
     """Users on one in-process exchange, each with its own key and broker, and a Copier for
     them; `wrap(user, broker)` may put something around a user's broker (a fault of one user).
     `cooldown_s`: how long a user's broker rests after a lockout or a bad key (Kraken's
-    minutes by default; short for the tests of a resting account).
+    minutes by default; short for the tests of a resting account). `permissions`: a user's
+    key permissions on the exchange (default: all).
     On exit the copier is stopped (its lanes must finish within 10 s) and the ledger closed."""
     accounts = {
         user: SimAccount(
             name=user,
             account_id=f"USER:{user}",
             balances=(balances or {}).get(user, DEFAULT_BALANCES),
+            permissions=(permissions or {}).get(user, ALL_PERMISSIONS),
         )
         for user in users
     }
