@@ -74,13 +74,17 @@ class BuggyBroker:
     def settle(self, seconds: float) -> None:
         self.broker.settle(seconds)
 
+    def cooldown_remaining_s(self) -> float:
+        return self.broker.cooldown_remaining_s()
+
+    def cooldown_reason(self) -> str:
+        return self.broker.cooldown_reason()
+
 
 def events(
     logs: Sequence[Mapping[str, Any]], name: str, **fields: object
 ) -> list[Mapping[str, Any]]:
-    return [
-        e for e in logs if e["event"] == name and all(e.get(k) == v for k, v in fields.items())
-    ]
+    return [e for e in logs if e["event"] == name and all(e.get(k) == v for k, v in fields.items())]
 
 
 def assert_placed_once(world: CopyWorld, *masters: MasterOrderRecord) -> None:
