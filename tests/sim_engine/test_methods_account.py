@@ -42,7 +42,8 @@ def test_add_order_batch_places_in_order_and_reports_each_failure(engine: Engine
 
 def test_add_order_batch_validation_failure_rejects_the_whole_batch(engine: Engine) -> None:
     bad = {"pair": "XBTUSD", "orders": [LIMIT, {**LIMIT, "price": "50000.05"}]}
-    assert error_of(lambda: engine.private("alice", "AddOrderBatch", bad)).startswith("EOrder:Invalid price:XXBTZUSD")
+    error = error_of(lambda: engine.private("alice", "AddOrderBatch", bad))
+    assert error.startswith("EOrder:Invalid price:XXBTZUSD")
     one = {"pair": "XBTUSD", "orders": [LIMIT]}
     assert error_of(lambda: engine.private("alice", "AddOrderBatch", one)) == invalid_arguments(
         "orders"
