@@ -21,7 +21,7 @@ from typing import Any, Self, TypeVar
 
 from copytrader.errors import DiskFullError
 from copytrader.ledger.records import LedgerError
-from copytrader.ledger.schema import SCHEMA
+from copytrader.ledger.schema import migrate
 from copytrader.logs import get_logger
 
 log = get_logger(__name__)
@@ -72,7 +72,20 @@ class LedgerStore:
         # (a copy lane, holding the write lock) waited for it with every other lane behind it,
         # tens of ms in the middle of a fan-out. A thread of its own checkpoints instead.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.executescript(SCHEMA)
+        try:
+            found, now = migrate(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+        self.schema_version_found = found
+        if 0 < found < now:
+            log.info(
+                "ledger.migrated",
+                message=f"{path.name}: schema upgraded from version {found} to {now}",
+                path=str(path),
+                from_version=found,
+                to_version=now,
+            )
         self._closing = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="ledger-checkpoint", daemon=True
