@@ -1,8 +1,8 @@
 """Start the simulator as a real subprocess on loopback, and stop it (tests, benchmarks, scripts).
 
-    with running_sim(accounts_toml) as sim:
-        api.uri = sim.url
-        sim.control("price", {"pair": "XXBTZUSD", "price": "61000"})
+with running_sim(accounts_toml) as sim:
+    api.uri = sim.url
+    sim.control("price", {"pair": "XXBTZUSD", "price": "61000"})
 """
 
 from __future__ import annotations

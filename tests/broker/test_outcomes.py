@@ -39,9 +39,7 @@ def _sim(master: SimAccount) -> InProcessExchange:
 
 
 @pytest.fixture(name="broker")
-def _broker(
-    master: SimAccount, sim: InProcessExchange, tmp_path: Path
-) -> Iterator[KrakenBroker]:
+def _broker(master: SimAccount, sim: InProcessExchange, tmp_path: Path) -> Iterator[KrakenBroker]:
     broker = load_broker(master, BASE_URL, tmp_path / "data", transport=sim.adapter())
     yield broker
     broker.close()
@@ -176,9 +174,7 @@ def test_unreadable_add_order_reply_is_resolved_by_lookup(
     assert broker.open_orders()[result.txids[0]].cl_ord_id == "copy-bad"
 
 
-def test_unreadable_cancel_reply_is_resolved_by_lookup(
-    broker: KrakenBroker, sim: Exchange
-) -> None:
+def test_unreadable_cancel_reply_is_resolved_by_lookup(broker: KrakenBroker, sim: Exchange) -> None:
     """A CancelOrder applied but answered with a body that is not Kraken's envelope is
     settled by looking the order up."""
     placed = broker.add_order(limit_buy("cancel-bad"))
@@ -226,9 +222,7 @@ def test_cancel_with_lost_reply_cancels_once(
     assert broker.query_orders(placed.txids)[placed.txids[0]].status is OrderStatus.CANCELLED
 
 
-def test_cancel_by_client_order_id_with_dropped_reply(
-    broker: KrakenBroker, sim: Exchange
-) -> None:
+def test_cancel_by_client_order_id_with_dropped_reply(broker: KrakenBroker, sim: Exchange) -> None:
     """Cancelling by cl_ord_id after a dropped reply resolves through the cl_ord_id lookup."""
     broker.add_order(limit_buy("cancel-cl"))
     arm(sim, "CancelOrder", "drop_reply")

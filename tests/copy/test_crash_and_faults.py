@@ -19,8 +19,6 @@ USERS: list[SimUser] = [
 ]
 
 
-
-
 def copies_by_id(world: CopyWorld, user: str) -> Counter[str | None]:
     return Counter(order.get("cl_ord_id") for order in world.all_orders(user).values())
 
@@ -42,10 +40,6 @@ def assert_exactly_once(world: CopyWorld, master_txids: list[str]) -> None:
         assert set(found) == wanted, f"{user.user_id}: missing or stray copies"
         doubled = {cl: n for cl, n in found.items() if n != 1}
         assert doubled == {}, f"{user.user_id}: copies placed more than once: {doubled}"
-
-
-
-
 
 
 def test_kill_9_at_random_moments_during_a_burst_copies_each_order_once() -> None:

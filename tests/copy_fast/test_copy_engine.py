@@ -78,9 +78,7 @@ class BuggyBroker:
 def events(
     logs: Sequence[Mapping[str, Any]], name: str, **fields: object
 ) -> list[Mapping[str, Any]]:
-    return [
-        e for e in logs if e["event"] == name and all(e.get(k) == v for k, v in fields.items())
-    ]
+    return [e for e in logs if e["event"] == name and all(e.get(k) == v for k, v in fields.items())]
 
 
 def assert_placed_once(world: CopyWorld, *masters: MasterOrderRecord) -> None:

@@ -216,7 +216,9 @@ def copy_world(
     )  # fmt: skip
     user_accounts = {
         user: UserAccount(
-            user, user.title(), wrap(user, broker) if wrap else broker,
+            user,
+            user.title(),
+            wrap(user, broker) if wrap else broker,
             (sizing or {}).get(user, UserSizing()),
         )
         for user, broker in brokers.items()

@@ -112,3 +112,20 @@ def test_restored_older_ledger_catches_up(world: CopyWorld, tmp_path: Path) -> N
     assert_exactly_one(world, later_cancelled, open_=False)
     assert_exactly_one(world, old, open_=False)
     assert not third.named("copy.resend")
+
+
+def test_damaged_ledger_is_moved_aside_and_rebuilt(world: CopyWorld) -> None:
+    first = world.start_daemon()
+    kept = rest(world, "30000")
+    wait_placed(world, first, kept)
+    first.stop()
+    delete_ledger(world.data_dir)
+    (world.data_dir / "copies.sqlite3").write_bytes(b"not a database" * 100)
+    placed_meanwhile = rest(world, "31000")
+
+    second = world.start_daemon()
+    assert second.named("ledger.damaged") and second.named("ledger.lost")
+    assert list(world.data_dir.glob("copies.sqlite3.damaged-*"))
+    wait_placed(world, second, placed_meanwhile)
+    assert_exactly_one(world, kept, open_=True)
+    assert_exactly_one(world, placed_meanwhile, open_=True)

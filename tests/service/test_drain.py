@@ -49,9 +49,7 @@ def _sim_accounts(master: Credentials, trader: Credentials, users: dict[str, Cre
 
 
 def _daemon_config() -> str:
-    text = (
-        '[copy]\nsizing = "equity_ratio"\nconnect_stagger_seconds = 0\nmaster_tier = "pro"\n'
-    )
+    text = '[copy]\nsizing = "equity_ratio"\nconnect_stagger_seconds = 0\nmaster_tier = "pro"\n'
     for user, env_name in USERS.items():
         text += f'\n[[users]]\nid = "{user}"\nname = "{user}"\nenv_name = "{env_name}"\n'
     return text
@@ -141,9 +139,9 @@ def test_sigterm_mid_copy_exits_zero_and_restart_finishes_without_duplicates(
             after_stop = names[names.index("daemon.stop_requested") :]
             # The signal came mid-copy: the lanes were still in a call when the drain began, or
             # a copy in flight was finished after the signal...
-            assert draining["in_flight"] >= 1 or {"copy.placed", "copy.failed"} & set(
-                after_stop
-            ), "\n".join(copying.lines[-30:])
+            assert draining["in_flight"] >= 1 or {"copy.placed", "copy.failed"} & set(after_stop), (
+                "\n".join(copying.lines[-30:])
+            )
             # ...and no new copy was started: the rest waits in the ledger for the next start.
             assert stopped["planned"] + stopped["submitting"] > 0, stopped
             assert names.index("daemon.stop_requested") < names.index("daemon.stopped")

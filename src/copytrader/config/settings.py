@@ -78,9 +78,7 @@ def child_process_environment(*, drop_prefixes: tuple[str, ...] = ()) -> dict[st
 
     Not a way to read settings (that is `load_settings`): the values are passed on untouched.
     """
-    return {
-        name: value for name, value in os.environ.items() if not name.startswith(drop_prefixes)
-    }
+    return {name: value for name, value in os.environ.items() if not name.startswith(drop_prefixes)}
 
 
 def user_key_vars(env_name: str) -> tuple[str, str]:

@@ -94,6 +94,7 @@ class WritingBroker(Protocol):
     def find_order_by_cl_ord_id(self, cl_ord_id: str) -> Order | None: ...
     def query_orders(self, txids: Sequence[str]) -> dict[str, Order]: ...
 
+
 _Result = TypeVar("_Result")
 _RETRYABLE = (RetryLaterError, RateLimitedError, OutcomeUnknownError)
 # Kraken answered, but whether it did the write is not clear from the answer.

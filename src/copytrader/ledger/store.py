@@ -62,16 +62,8 @@ class LedgerStore:
         self._db = sqlite3.connect(
             str(path), timeout=30.0, isolation_level=None, check_same_thread=False
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a killed process (the OS keeps the written pages); only a
-        # power cut can lose the last commits, and copies planned by an earlier run are looked
-        # up on Kraken before being sent again, which covers that case too.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        # No checkpoint inside a commit: it fsyncs, and the thread that happened to commit
-        # (a copy lane, holding the write lock) waited for it with every other lane behind it,
-        # tens of ms in the middle of a fan-out. A thread of its own checkpoints instead.
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        # The version first: a file of a newer version is refused before anything (even the
+        # journal mode, which is in the file's header) is written to it.
         try:
             found, now = migrate(self._db)
         except BaseException:
@@ -86,6 +78,17 @@ class LedgerStore:
                 from_version=found,
                 to_version=now,
             )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process (the OS keeps the written pages); only a
+        # power cut can lose the last commits (those since the last checkpoint's fsync). Every
+        # start compares the ledger with the exchange (service.resync) and copies planned by
+        # an earlier run are looked up on Kraken before being sent, which covers that case.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        # No checkpoint inside a commit: it fsyncs, and the thread that happened to commit
+        # (a copy lane, holding the write lock) waited for it with every other lane behind it,
+        # tens of ms in the middle of a fan-out. A thread of its own checkpoints instead.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._closing = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="ledger-checkpoint", daemon=True

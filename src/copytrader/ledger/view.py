@@ -30,6 +30,9 @@ class LedgerView:
     def close(self) -> None:
         self._db.close()
 
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchall()[0][0])
+
     def integrity(self) -> str:
         """SQLite's quick check: "ok", or what is wrong with the file."""
         rows = self._db.execute("PRAGMA quick_check").fetchall()

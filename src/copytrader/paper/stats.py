@@ -106,9 +106,7 @@ class PaperStats:
         self, *, placed_at: Mapping[str, float], master_orders_placed: int, master_cancels: int
     ) -> dict[str, Any]:
         latencies = [
-            ms
-            for ms in (_latency_ms(e, placed_at) for e in self.placed_events)
-            if ms is not None
+            ms for ms in (_latency_ms(e, placed_at) for e in self.placed_events) if ms is not None
         ]
         return {
             "master_orders_placed": master_orders_placed,

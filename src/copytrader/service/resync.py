@@ -74,6 +74,7 @@ from copytrader.ledger import (
     copy_client_order_id,
 )
 from copytrader.ledger.baseline_file import read_baseline_file, write_baseline_file
+from copytrader.ledger.schema import SCHEMA_VERSION
 from copytrader.ledger.view import LedgerView
 from copytrader.logs import get_logger
 
@@ -143,6 +144,12 @@ def inspect_data_folder(
     try:
         view = LedgerView(path)
         try:
+            if view.schema_version() > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{path} has ledger schema version {view.schema_version()}, newer than this"
+                    f" copytrader's {SCHEMA_VERSION}: run the newer version (it was written by"
+                    " one), or move the file away to have it rebuilt from the exchange"
+                )
             check = view.integrity()
             if check != "ok":
                 raise LedgerError(f"integrity check: {check}")
