@@ -60,7 +60,8 @@ def test_deleted_ledger_is_rebuilt_not_a_first_start(
     assert any("nonce files" in item for item in lost[0]["evidence"])
     rebuilt = second.named("ledger.rebuilt")[0]
     assert rebuilt["fixed_adopted"] == 4  # two copies each of `kept` and `cancelled_meanwhile`
-    assert rebuilt["missing"] == 2 and rebuilt["orphaned"] == 2
+    assert rebuilt["missing"] == 2
+    assert rebuilt["orphaned"] == 2
 
     wait_placed(world, second, placed_meanwhile)
     wait_cancelled(world, cancelled_meanwhile)
@@ -105,7 +106,8 @@ def test_restored_older_ledger_catches_up(world: CopyWorld, tmp_path: Path) -> N
     assert behind, third.lines[-30:]
     # `newer`'s copies are unknown to the old ledger; the copies of both cancelled master
     # orders are open (the old ledger knows those of `old`, not of `later_cancelled`).
-    assert behind[0]["unrecorded"] == 2 and behind[0]["orphaned"] == 4
+    assert behind[0]["unrecorded"] == 2
+    assert behind[0]["orphaned"] == 4
     wait_cancelled(world, later_cancelled)
     wait_cancelled(world, old)
     assert_exactly_one(world, newer, open_=True)
@@ -124,7 +126,8 @@ def test_damaged_ledger_is_moved_aside_and_rebuilt(world: CopyWorld) -> None:
     placed_meanwhile = rest(world, "31000")
 
     second = world.start_daemon()
-    assert second.named("ledger.damaged") and second.named("ledger.lost")
+    assert second.named("ledger.damaged")
+    assert second.named("ledger.lost")
     assert list(world.data_dir.glob("copies.sqlite3.damaged-*"))
     wait_placed(world, second, placed_meanwhile)
     assert_exactly_one(world, kept, open_=True)

@@ -91,7 +91,8 @@ def test_resync_lists_then_applies(world: CopyWorld) -> None:
 
     code, applied, err = resync(world, "--apply")
     assert code == 0, err
-    assert applied is not None and applied["applied"]["copies_left_pending"] == 0
+    assert applied is not None
+    assert applied["applied"]["copies_left_pending"] == 0
     assert_exactly_one(world, missing, open_=True)
     assert_exactly_one(world, resting, open_=False)
     assert len(copies(world, "ann", market)) == 2  # filled twice: listed, cannot be undone
@@ -105,9 +106,11 @@ def test_resync_lists_then_applies(world: CopyWorld) -> None:
     daemon = world.start_daemon()
     assert daemon.named("ledger.checked") or daemon.named("ledger.behind")
     code, beside, err = resync(world)
-    assert beside is not None and kinds(beside) == {("doubled", market, "ann")}, err
+    assert beside is not None, err
+    assert kinds(beside) == {("doubled", market, "ann")}, err
     code, _, err = resync(world, "--apply")
-    assert code == 3 and "already used" in err
+    assert code == 3
+    assert "already used" in err
     after = world.place_master(
         pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="32000"
     )
