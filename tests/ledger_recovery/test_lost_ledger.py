@@ -54,6 +54,8 @@ def test_deleted_ledger_is_rebuilt_not_a_first_start(
     placed_meanwhile = rest(world, "32000")
 
     second = world.start_daemon()
+    wait_placed(world, second, placed_meanwhile)
+    wait_cancelled(world, cancelled_meanwhile)
     lost = second.named("ledger.lost")
     assert lost, second.lines[-30:]
     assert not second.named("feed.baseline")
@@ -63,8 +65,6 @@ def test_deleted_ledger_is_rebuilt_not_a_first_start(
     assert rebuilt["missing"] == 2
     assert rebuilt["orphaned"] == 2
 
-    wait_placed(world, second, placed_meanwhile)
-    wait_cancelled(world, cancelled_meanwhile)
     assert_exactly_one(world, kept, open_=True)  # found and recorded, never sent again
     assert_exactly_one(world, placed_meanwhile, open_=True)
     assert_exactly_one(world, cancelled_meanwhile, open_=False)
@@ -90,7 +90,6 @@ def test_restored_older_ledger_catches_up(world: CopyWorld, tmp_path: Path) -> N
     save_ledger(world.data_dir, tmp_path / "backup")
 
     second = world.start_daemon()
-    assert second.named("ledger.checked")
     newer = rest(world, "31000")
     later_cancelled = rest(world, "32000")
     wait_placed(world, second, newer)
@@ -102,17 +101,18 @@ def test_restored_older_ledger_catches_up(world: CopyWorld, tmp_path: Path) -> N
     world.cancel_master(old)
 
     third = world.start_daemon()
+    wait_cancelled(world, later_cancelled)
+    wait_cancelled(world, old)
+    assert_exactly_one(world, newer, open_=True)
+    assert_exactly_one(world, later_cancelled, open_=False)
+    assert_exactly_one(world, old, open_=False)
+    assert second.named("ledger.checked")
     behind = third.named("ledger.behind")
     assert behind, third.lines[-30:]
     # `newer`'s copies are unknown to the old ledger; the copies of both cancelled master
     # orders are open (the old ledger knows those of `old`, not of `later_cancelled`).
     assert behind[0]["unrecorded"] == 2
     assert behind[0]["orphaned"] == 4
-    wait_cancelled(world, later_cancelled)
-    wait_cancelled(world, old)
-    assert_exactly_one(world, newer, open_=True)
-    assert_exactly_one(world, later_cancelled, open_=False)
-    assert_exactly_one(world, old, open_=False)
     assert not third.named("copy.resend")
 
 
