@@ -27,6 +27,9 @@ from copytrader.logs import get_logger
 log = get_logger(__name__)
 
 LEDGER_FILE_NAME = "copies.sqlite3"
+# NORMAL: what the daemon runs with (see __init__ and benchmarks/ledger_durability.py); FULL
+# (an fsync per commit) is there to measure what NORMAL saves.
+SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 # How often the write-ahead log is copied back into the database file (see _checkpoint_loop).
 CHECKPOINT_EVERY_S = 5.0
 CHECKPOINT_STOP_TIMEOUT_S = 10.0
@@ -46,7 +49,10 @@ class LedgerStore:
         *,
         clock: Callable[[], float] = time.time,
         run_id: str | None = None,
+        synchronous: str = "NORMAL",
     ) -> None:
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise LedgerError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = path
         self._clock = clock
         # Marks rows touched by this process, so copies planned by an earlier run (whose
@@ -83,7 +89,7 @@ class LedgerStore:
         # power cut can lose the last commits (those since the last checkpoint's fsync). Every
         # start compares the ledger with the exchange (service.resync) and copies planned by
         # an earlier run are looked up on Kraken before being sent, which covers that case.
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
         # No checkpoint inside a commit: it fsyncs, and the thread that happened to commit
         # (a copy lane, holding the write lock) waited for it with every other lane behind it,
