@@ -12,7 +12,7 @@ One file `copies.sqlite3` in the data folder (WAL journal), three tables:
 
 Durability: WAL with `synchronous=NORMAL`. A killed process loses nothing; a power cut or OS
 crash can lose the commits since the last checkpoint (every few seconds). Every start compares
-the ledger with the exchange (`copytrader.service.resync`), which finds what such a loss hid.
+the ledger with the exchange (`copytrader.service.ledger_check`), which finds what such a loss hid.
 
 The ledger is the copier's work queue: whatever is not terminal is picked up again after a
 crash. Every public method is one transaction; a write runs on the calling thread, holding

@@ -87,7 +87,7 @@ class LedgerStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process (the OS keeps the written pages); only a
         # power cut can lose the last commits (those since the last checkpoint's fsync). Every
-        # start compares the ledger with the exchange (service.resync) and copies planned by
+        # start compares the ledger with the exchange (service.ledger_check) and copies planned by
         # an earlier run are looked up on Kraken before being sent, which covers that case.
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")

@@ -2,7 +2,7 @@
 
     load settings -> logging -> stop signals -> data-folder lock -> heartbeat
     -> connect MASTER, then the users (staggered) -> open the ledger
-    -> the ledger step (service.resync): first start: baseline (existing master orders are
+    -> the ledger step (service.ledger_check): first start: baseline (existing master orders are
        never copied); otherwise the ledger compared with the exchange, rebuilt when lost
     -> resume copies left unfinished by an earlier run (the ledger is the work queue)
     -> loop until stopped: poll the master feed -> record the events -> kick the copy lanes
@@ -33,6 +33,11 @@ from copytrader.feed.recorder import MasterRecorder
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.ledger import Ledger
 from copytrader.logs import configure_logging, get_logger
+from copytrader.service.ledger_check import (
+    DataFolderState,
+    inspect_data_folder,
+    prepare_ledger_at_start,
+)
 from copytrader.service.lifecycle import (
     Heartbeat,
     StopSignal,
@@ -40,7 +45,6 @@ from copytrader.service.lifecycle import (
     install_stop_signals,
 )
 from copytrader.service.probe import Reason
-from copytrader.service.resync import DataFolderState, inspect_data_folder, prepare_ledger_at_start
 from copytrader.service.startup import connect_accounts
 
 log = get_logger(__name__)
@@ -171,7 +175,7 @@ class CopyDaemon:
             sizing=copy_settings.sizing.value,
         )
         # Read before connecting, which creates the nonce files: a first start is told apart
-        # from a lost ledger by what the folder held before this start (service.resync).
+        # from a lost ledger by what the folder held before this start (service.ledger_check).
         self._data_before = inspect_data_folder(settings.data_dir)
         accounts = self.connect()
         if self._stop.event.is_set():
@@ -291,7 +295,7 @@ class CopyDaemon:
         accounts: ConnectedAccounts,
     ) -> None:
         """First start: the baseline. Otherwise the ledger compared with the exchange, and
-        rebuilt or caught up when it was lost or behind (service.resync)."""
+        rebuilt or caught up when it was lost or behind (service.ledger_check)."""
         prepare_ledger_at_start(
             self._data_before, self._settings.data_dir, ledger, feed, recorder, master,
             {user_id: account.broker for user_id, account in accounts.users.items()},
