@@ -297,8 +297,16 @@ def _classify(
 
 
 def compare(
-    read: ExchangeRead, ledger: LedgerSide, *, baseline_at: float, max_signal_age_s: float
+    read: ExchangeRead,
+    ledger: LedgerSide,
+    *,
+    baseline_at: float,
+    max_signal_age_s: float,
+    settle_s: float = 0.0,
 ) -> Comparison:
+    """Classify every (recent master order, user). `settle_s`: a master order opened or ended
+    less than this long ago is not reported missing or orphaned (beside a running daemon,
+    whose next poll has not seen it yet)."""
     known = ledger.master_states(read.master)
     rows = {(c.master_txid, c.user_id): c for c in ledger.all_copies()}
     events = derive_events(
@@ -309,6 +317,7 @@ def compare(
     for master in sorted(read.master.values(), key=lambda o: (o.opentm, o.txid)):
         if master.opentm < baseline_at:
             continue
+        settling = read.now - max(master.opentm, master.closetm or 0.0) < settle_s
         decision, _ = new_order_decision(
             master, baseline_at=baseline_at, now=read.now, max_signal_age_s=max_signal_age_s
         )
@@ -316,10 +325,11 @@ def compare(
             cl_ord_id = copy_client_order_id(master.txid, user_id)
             orders = index.get(cl_ord_id, [])
             row = rows.get((master.txid, user_id))
-
             for kind, detail, found in _classify(
                 master, orders, row, known=master.txid in known, decision=decision
             ):
+                if settling and kind in ("missing", "orphaned"):
+                    continue
                 findings.append(Finding(
                     kind, master.txid, user_id, cl_ord_id, master.status.value,
                     tuple(o.txid for o in found), detail,

@@ -25,13 +25,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
+from copytrader.config.settings import load_settings
 from copytrader.config.types import Settings
+from copytrader.copying.accounts import CopierSettings
+from copytrader.copying.kill_switch import KillSwitch
+from copytrader.copying.lanes import Copier
 from copytrader.errors import ConfigError, DataDirLockedError
 from copytrader.feed import MasterFeed
 from copytrader.feed.recorder import MasterRecorder
 from copytrader.ledger import LEDGER_FILE_NAME, CopyRecord, Ledger, MasterState
 from copytrader.ledger.baseline_file import read_baseline_file
 from copytrader.ledger.view import LedgerView
+from copytrader.logs import LEVELS, configure_logging
+from copytrader.service.daemon import CopyDaemon
 from copytrader.service.ledger_check import (
     Comparison,
     Fixed,
@@ -42,7 +48,19 @@ from copytrader.service.ledger_check import (
     read_exchange,
     window_seconds,
 )
+from copytrader.service.lifecycle import (
+    Heartbeat,
+    StopSignal,
+    acquire_data_dir_lock,
+    ensure_writable_data_dir,
+    read_lock_holder,
+)
+from copytrader.service.probe import ProbeDepth, make_broker
+from copytrader.service.startup import connect_accounts
 
+# Beside a running daemon, master orders opened or ended this recently are left out of the
+# listing: the daemon's next poll (every few seconds) deals with them.
+BESIDE_DAEMON_SETTLE_S = 30.0
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_CONFIG = 2
@@ -53,9 +71,6 @@ def run_from_args(args: argparse.Namespace) -> int:
     """Entry of `copytrader resync [--apply] [--json]`; returns the exit status: 0 nothing
     found (or all fixed), 1 findings listed, 2 configuration or MASTER problem, 3 the data
     folder is held by a running daemon (`--apply`)."""
-    from copytrader.config.settings import load_settings
-    from copytrader.logs import LEVELS, configure_logging
-    from copytrader.service.lifecycle import acquire_data_dir_lock, ensure_writable_data_dir
 
     try:
         settings = load_settings()
@@ -82,8 +97,6 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:
-    from copytrader.service.probe import ProbeDepth, make_broker
-    from copytrader.service.startup import connect_accounts
 
     report = connect_accounts(
         settings,
@@ -116,9 +129,12 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
                 window_s=args.window or window_seconds(settings.copy.max_signal_age_seconds),
                 now=time.time(),
             )  # fmt: skip
+            # Beside a running daemon, what it has not polled yet is not reported.
+            beside_daemon = read_lock_holder(settings.data_dir) is not None
             comparison = compare(
                 read, view, baseline_at=baseline_at,
                 max_signal_age_s=settings.copy.max_signal_age_seconds,
+                settle_s=BESIDE_DAEMON_SETTLE_S if beside_daemon else 0.0,
             )  # fmt: skip
         finally:
             closer()
@@ -131,11 +147,6 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _apply(settings: Settings, args: argparse.Namespace) -> int:
-    from copytrader.copying.accounts import CopierSettings
-    from copytrader.copying.kill_switch import KillSwitch
-    from copytrader.copying.lanes import Copier
-    from copytrader.service.daemon import CopyDaemon
-    from copytrader.service.lifecycle import Heartbeat, StopSignal
 
     before = inspect_data_folder(settings.data_dir)
     stop = StopSignal("resync")
