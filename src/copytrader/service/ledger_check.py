@@ -442,6 +442,7 @@ def prepare_ledger_at_start(
     comparison and what was fixed. Safe to run again after a failure: each step is
     idempotent."""
     now = clock()
+    started = time.monotonic()
     read = read_exchange(
         master, users, window_s=window_s or window_seconds(max_signal_age_s), now=now
     )
@@ -477,7 +478,9 @@ def prepare_ledger_at_start(
             read, ledger, baseline_at=baseline_at, max_signal_age_s=max_signal_age_s
         )
         fixed = apply_comparison(comparison, ledger, recorder, users)
-        _log_fixed("ledger.rebuilt", "rebuilt the ledger from the exchange", comparison, fixed)
+        _log_fixed(
+            "ledger.rebuilt", "rebuilt the ledger from the exchange", comparison, fixed, started
+        )
     else:
         if before.baseline_file is None:
             write_baseline_file(data_dir, baseline_at)
@@ -491,10 +494,14 @@ def prepare_ledger_at_start(
                 f" orders, {len(read.users)} users compared)",
                 master_orders=len(read.master),
                 users=len(read.users),
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
             )
             return comparison, None
         fixed = apply_comparison(comparison, ledger, recorder, users)
-        _log_fixed("ledger.behind", "the ledger was behind the exchange; fixed", comparison, fixed)
+        _log_fixed(
+            "ledger.behind", "the ledger was behind the exchange; fixed", comparison, fixed,
+            started,
+        )  # fmt: skip
     write_baseline_file(data_dir, baseline_at)
     return comparison, fixed
 
@@ -530,7 +537,7 @@ def _earliest_copied(read: ExchangeRead) -> float | None:
     return min(times) if times else None
 
 
-def _log_fixed(event: str, what: str, comparison: Comparison, fixed: Fixed) -> None:
+def _log_fixed(event: str, what: str, comparison: Comparison, fixed: Fixed, started: float) -> None:
     counts = comparison.counts()
     log.warning(
         event,
@@ -543,4 +550,5 @@ def _log_fixed(event: str, what: str, comparison: Comparison, fixed: Fixed) -> N
         **counts,
         **{f"fixed_{k}": v for k, v in asdict(fixed).items()},
         findings=[asdict(f) for f in comparison.findings[:50]],
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
