@@ -25,7 +25,7 @@ from tests.ledger_recovery.support import (
 MASTER = {"ZUSD": "100000", "XXBT": "2"}
 ANN = SimUser("ann", {"ZUSD": "30000", "XXBT": "0.5"})
 BEN = SimUser("ben", {"ZUSD": "20000", "XXBT": "0.3"})
-RESYNC_TIMEOUT_S = 90.0
+RESYNC_TIMEOUT_S = 150.0
 
 
 @pytest.fixture

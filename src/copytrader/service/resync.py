@@ -30,7 +30,7 @@ from copytrader.config.types import Settings
 from copytrader.copying.accounts import CopierSettings
 from copytrader.copying.kill_switch import KillSwitch
 from copytrader.copying.lanes import Copier
-from copytrader.errors import ConfigError, DataDirLockedError
+from copytrader.errors import ConfigError, DataDirLockedError, RateLimitedError
 from copytrader.feed import MasterFeed
 from copytrader.feed.recorder import MasterRecorder
 from copytrader.ledger import LEDGER_FILE_NAME, CopyRecord, Ledger, MasterState
@@ -40,8 +40,10 @@ from copytrader.logs import LEVELS, configure_logging
 from copytrader.service.daemon import CopyDaemon
 from copytrader.service.ledger_check import (
     Comparison,
+    ExchangeRead,
     Fixed,
     LedgerSide,
+    OrderReader,
     compare,
     inspect_data_folder,
     prepare_ledger_at_start,
@@ -55,12 +57,14 @@ from copytrader.service.lifecycle import (
     ensure_writable_data_dir,
     read_lock_holder,
 )
-from copytrader.service.probe import ProbeDepth, make_broker
-from copytrader.service.startup import connect_accounts
+from copytrader.service.probe import make_broker
 
 # Beside a running daemon, master orders opened or ended this recently are left out of the
 # listing: the daemon's next poll (every few seconds) deals with them.
 BESIDE_DAEMON_SETTLE_S = 30.0
+LIST_TIMEOUT_S = 10.0
+LIST_RATE_WAIT_S = 90.0
+LIST_RATE_PAUSE_S = 5.0
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_CONFIG = 2
@@ -97,22 +101,25 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:
-
-    report = connect_accounts(
-        settings,
-        stagger_s=0.0,
-        broker_factory=lambda spec, s: make_broker(spec, s, timeout_s=10.0),
-        depth=ProbeDepth.STARTUP,
-        emit_log=False,
-    )
+    """Read-only: no probe (its calls would spend the keys' rate budget, which a running daemon
+    shares), just the reads the comparison needs, each key through its nonce file and lock."""
+    if settings.master.credentials is None:
+        sys.stderr.write(
+            f"copytrader resync: MASTER has no credentials: set {settings.master.key_var}"
+            f" and {settings.master.secret_var}\n"
+        )
+        return EXIT_CONFIG
+    brokers = {
+        spec.account_id: make_broker(spec, settings, timeout_s=LIST_TIMEOUT_S)
+        for spec in settings.accounts
+        if spec.enabled and spec.credentials is not None
+    }
     try:
-        if report.master.broker is None or not report.master.connected:
-            sys.stderr.write(f"copytrader resync: MASTER cannot be used: {report.master.message}\n")
-            return EXIT_CONFIG
-        users = {
-            o.account_id.removeprefix("USER:"): o.broker
-            for o in report.users
-            if o.broker is not None and o.connected
+        master = brokers[settings.master.account_id]
+        users: dict[str, OrderReader] = {
+            spec.user.id: brokers[spec.account_id]
+            for spec in settings.users
+            if spec.user is not None and spec.account_id in brokers
         }
         path = settings.data_dir / LEDGER_FILE_NAME
         view: LedgerSide
@@ -124,10 +131,12 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
             view = _EmptyLedger()
         try:
             baseline_at = view.baseline_at() or read_baseline_file(settings.data_dir) or 0.0
-            read = read_exchange(
-                report.master.broker, users,
-                window_s=args.window or window_seconds(settings.copy.max_signal_age_seconds),
-                now=time.time(),
+            read = _patiently(
+                lambda: read_exchange(
+                    master, users,
+                    window_s=args.window or window_seconds(settings.copy.max_signal_age_seconds),
+                    now=time.time(),
+                )
             )  # fmt: skip
             # Beside a running daemon, what it has not polled yet is not reported.
             beside_daemon = read_lock_holder(settings.data_dir) is not None
@@ -138,12 +147,29 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
             )  # fmt: skip
         finally:
             closer()
+        for spec in settings.users:
+            if spec.enabled and spec.user is not None and spec.account_id not in brokers:
+                read.not_read[spec.user.id] = "no credentials: set " + " and ".join(
+                    spec.missing_vars or (spec.key_var, spec.secret_var)
+                )
         _print(comparison, args.json, applied=None)
         return EXIT_FINDINGS if comparison.findings else EXIT_CLEAN
     finally:
-        for outcome in report.all:
-            if outcome.broker is not None:
-                outcome.broker.close()
+        for broker in brokers.values():
+            broker.close()
+
+
+def _patiently(read: Callable[[], ExchangeRead]) -> ExchangeRead:
+    """The read, tried again while the MASTER's rate budget is spent (a running daemon's polls
+    use most of it), for at most LIST_RATE_WAIT_S."""
+    deadline = time.monotonic() + LIST_RATE_WAIT_S
+    while True:
+        try:
+            return read()
+        except RateLimitedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(LIST_RATE_PAUSE_S)
 
 
 def _apply(settings: Settings, args: argparse.Namespace) -> int:
