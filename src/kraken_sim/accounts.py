@@ -15,10 +15,20 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from kraken_sim.books import BookSettings, BookSpecError, parse_book_settings
+from kraken_sim.markets import find_pair
+
 TIERS = ("starter", "intermediate", "pro")
 
-# Kraken's key permissions the simulator enforces (names as in DESIGN.md §3).
-PERMISSIONS = ("query_funds", "query_orders", "create_orders", "cancel_orders", "websocket")
+# Kraken's key permissions the simulator knows (names as in DESIGN.md §3). `withdraw` (Kraken's
+# "Funds: Withdraw") guards no method the simulator serves; GetApiKeyInfo reports it, so a tool
+# can warn about a trading key that may move funds out.
+PERMISSIONS = (
+    "query_funds", "query_orders", "create_orders", "cancel_orders", "websocket", "withdraw"
+)  # fmt: skip
+# A key without a `permissions` list gets every trading permission, but not `withdraw`: a key
+# that may withdraw is something an accounts file says in so many words.
+DEFAULT_PERMISSIONS = tuple(name for name in PERMISSIONS if name != "withdraw")
 
 # Repeated invalid key/signature/nonce -> EGeneral:Temporary lockout. Kraken documents "a few
 # minutes" (older text: about 15); these defaults keep a test's lockout short but visible.
@@ -38,7 +48,7 @@ _ACCOUNT_FIELDS = {
 }
 _KEY_FIELDS = {"key", "secret", "nonce_window", "permissions"}
 _LOCKOUT_FIELDS = {"failures", "within_seconds", "duration_seconds"}
-_TOP_LEVEL = {"accounts", "prices", "lockout"}
+_TOP_LEVEL = {"accounts", "prices", "lockout", "books"}
 
 
 class AccountsFileError(ValueError):
@@ -82,6 +92,7 @@ class SimSetup:
     accounts: tuple[AccountSpec, ...]
     prices: Mapping[str, Decimal]
     lockout: LockoutPolicy
+    books: BookSettings = field(default_factory=BookSettings)
 
 
 def load_accounts_file(path: Path) -> SimSetup:
@@ -125,7 +136,18 @@ def parse_accounts(raw: Mapping[str, Any], *, source: str) -> SimSetup:
         accounts.append(account)
     prices = _parse_decimals(raw.get("prices", {}), f"{source}: [prices]", positive=True)
     lockout = _parse_lockout(raw.get("lockout", {}), f"{source}: [lockout]")
-    return SimSetup(accounts=tuple(accounts), prices=prices, lockout=lockout)
+    books = BookSettings()
+    if "books" in raw:
+        try:
+            books = parse_book_settings(raw["books"], _pair_id)
+        except BookSpecError as exc:
+            raise AccountsFileError(f"{source}: [books]: {exc}") from None
+    return SimSetup(accounts=tuple(accounts), prices=prices, lockout=lockout, books=books)
+
+
+def _pair_id(name: str) -> str | None:
+    pair = find_pair(name)
+    return pair.id if pair is not None else None
 
 
 def _parse_account(entry: Mapping[str, Any], where: str) -> AccountSpec:
@@ -163,7 +185,7 @@ def _parse_key(entry: Mapping[str, Any], account: str, where: str) -> ApiKeySpec
     window = entry.get("nonce_window", 0)
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
         raise AccountsFileError(f"{where}: field 'nonce_window': must be an integer >= 0")
-    permissions = entry.get("permissions", list(PERMISSIONS))
+    permissions = entry.get("permissions", list(DEFAULT_PERMISSIONS))
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
         raise AccountsFileError(f"{where}: field 'permissions': must be a list of names")
     unknown = sorted(set(permissions) - set(PERMISSIONS))

@@ -1,11 +1,16 @@
 """Reading and checking an AddOrder request against the pair's rules, as Kraken does.
 
 Checks in order, each with Kraken's error string:
+deadline (an RFC 3339 time, at most 60 s ahead; malformed or further ->
+`EGeneral:Invalid arguments:deadline`, a wording the simulator chose; already passed when the
+request reaches the engine -> `EService:Deadline elapsed`, nothing applied),
 pair (missing -> `EGeneral:Invalid arguments:pair`, unknown -> `EQuery:Unknown asset pair`),
 type, ordertype (iceberg/trailing/settle-position and margin features -> `EOrder:Invalid order`:
 the simulator does not offer them), volume (bad, zero, or more places than `lot_decimals` ->
 `EGeneral:Invalid arguments:volume`), price/price2 (missing or malformed -> `...:price`/`:price2`,
-zero -> `EOrder:Invalid price`, not a multiple of `tick_size` -> `EOrder:Tick size check failed`),
+zero -> `EOrder:Invalid price`, more decimals than `pair_decimals` ->
+`EOrder:Invalid price:<pair id> price can only be specified up to <n> decimals.`, otherwise not a
+multiple of `tick_size` -> `EOrder:Tick size check failed`),
 oflags (post only on limit, viqc only on market buys, fcib xor fciq), timeinforce/starttm/expiretm,
 userref (int32), cl_ord_id (Kraken's three formats, exclusive with userref), then
 `EOrder:Order minimum not met` (volume < ordermin) and `EOrder:Cost minimum not met`
@@ -14,6 +19,7 @@ userref (int32), cl_ord_id (Kraken's three formats, exclusive with userref), the
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ from typing import Any
 from kraken_sim import params as p
 from kraken_sim.errors import (
     COST_MINIMUM,
+    DEADLINE_ELAPSED,
     INVALID_ORDER,
     INVALID_PRICE,
     ORDER_MINIMUM,
@@ -30,6 +37,7 @@ from kraken_sim.errors import (
     UNKNOWN_ASSET_PAIR,
     SimError,
     invalid_arguments,
+    price_precision,
 )
 from kraken_sim.markets import Pair, find_pair
 from kraken_sim.orders import UNSUPPORTED_ORDER_TYPES, OrderType, Side, TimeInForce, floor_lot
@@ -41,6 +49,9 @@ _CL_ORD_ID = re.compile(
     r"|^[\x20-\x7e]{1,18}$"  # free ASCII text, up to 18 characters
 )
 _NO_LEVERAGE = {"", "none", "0", "1", "1:1"}
+# Kraken: "min now() + 2 seconds, max now() + 60 seconds". The lower bound is about when the
+# client sends; the engine can only tell whether the deadline has passed when the request arrives.
+MAX_DEADLINE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,8 @@ def _price(params: Mapping[str, Any], name: str, pair: Pair) -> Decimal:
         raise SimError(invalid_arguments(name))
     if value == 0:
         raise SimError(INVALID_PRICE)
+    if _places(value) > pair.pair_decimals:
+        raise SimError(price_precision(pair.id, pair.pair_decimals))
     if value % pair.tick_size != 0:
         raise SimError(TICK_SIZE)
     return value
@@ -97,6 +110,25 @@ def _flags(params: Mapping[str, Any], side: Side, ordertype: OrderType) -> tuple
     # The fee is taken in the quote currency unless the caller asks for base (fcib).
     fee_flag = () if "fcib" in given or "fciq" in given else ("fciq",)
     return (*given, *fee_flag)
+
+
+def check_deadline(params: Mapping[str, Any], now: float) -> None:
+    """AddOrder's (and the other write methods') `deadline`: refuse the request if it has passed
+    by the time it reaches the engine (`now`)."""
+    given = p.text(params, "deadline")
+    if given is None or given == "":
+        return
+    try:
+        moment = dt.datetime.fromisoformat(given)
+    except ValueError:
+        raise SimError(invalid_arguments("deadline")) from None
+    if moment.tzinfo is None:
+        raise SimError(invalid_arguments("deadline"))
+    deadline = moment.timestamp()
+    if deadline <= now:
+        raise SimError(DEADLINE_ELAPSED)
+    if deadline > now + MAX_DEADLINE_S:
+        raise SimError(invalid_arguments("deadline"))
 
 
 def _refuse_margin_features(params: Mapping[str, Any]) -> None:
@@ -119,6 +151,7 @@ def parse_add_order(params: Mapping[str, Any], pair: Pair, now: float, last: Dec
 
     `pair` is `pair_of(params)`: the caller reads it first to charge the pair's counter.
     """
+    check_deadline(params, now)
     side_text = p.required_text(params, "type")
     if side_text not in ("buy", "sell"):
         raise SimError(invalid_arguments("type"))
@@ -142,6 +175,8 @@ def parse_add_order(params: Mapping[str, Any], pair: Pair, now: float, last: Dec
     if tif_text not in {t.value for t in TimeInForce}:
         raise SimError(invalid_arguments("timeinforce"))
     timeinforce = TimeInForce(tif_text)
+    if timeinforce is TimeInForce.FOK and "post" in oflags:  # a post-only order must rest
+        raise SimError(invalid_arguments("timeinforce"))
     starttm = p.time_spec(params, "starttm", now)
     if starttm <= now:
         starttm = 0.0

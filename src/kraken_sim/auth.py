@@ -9,7 +9,7 @@ Order of checks (each failing call stops at the first that fails):
 5. nonce missing, malformed, used,
    or too low for the window      -> EAPI:Invalid nonce         (counts towards KEY lockout)
    -- from here on the nonce is consumed --
-6. key lacks the method's right   -> EGeneral:Permission denied
+6. key lacks the method's right   -> EGeneral:Permission denied (GetApiKeyInfo needs none)
 7. REST counter over the maximum  -> EAPI:Rate limit exceeded
 
 The signature is `base64(HMAC-SHA512(base64decode(secret), path + SHA256(nonce + body)))` over
@@ -34,7 +34,9 @@ from kraken_sim.ratelimit import RestRateCounter
 
 CANCEL_RIGHTS = frozenset({"cancel_orders", "create_orders"})
 
-# Which key permission each private method needs (any one of the set), per Kraken's spec.
+# Which key permission each private method needs (any one of the set; an empty set: none), per
+# Kraken's spec. These are exactly the private methods the simulator serves: rest.py refuses any
+# other before authentication, so an unknown method never uses up a nonce.
 METHOD_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "Balance": frozenset({"query_funds"}),
     "BalanceEx": frozenset({"query_funds"}),
@@ -44,6 +46,10 @@ METHOD_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "QueryOrders": frozenset({"query_orders"}),
     "QueryTrades": frozenset({"query_orders"}),
     "TradesHistory": frozenset({"query_orders"}),
+    "OrderAmends": frozenset({"query_orders"}),
+    "Ledgers": frozenset({"query_funds"}),
+    "QueryLedgers": frozenset({"query_funds"}),
+    "TradeVolume": frozenset({"query_funds"}),
     "AddOrder": frozenset({"create_orders"}),
     "AddOrderBatch": frozenset({"create_orders"}),
     "AmendOrder": frozenset({"create_orders"}),
@@ -53,6 +59,7 @@ METHOD_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "CancelAll": CANCEL_RIGHTS,
     "CancelAllOrdersAfter": CANCEL_RIGHTS,
     "GetWebSocketsToken": frozenset({"websocket"}),
+    "GetApiKeyInfo": frozenset(),  # any valid key may ask about itself
 }
 
 
@@ -155,8 +162,8 @@ class Authenticator:
             self.invalid_nonces += 1
             self.lockouts.record_failure(key_subject)
             raise SimError(errors.INVALID_NONCE)
-        needed = METHOD_PERMISSIONS.get(method, frozenset())
-        if not needed & state.spec.permissions:
+        needed = METHOD_PERMISSIONS.get(method)
+        if needed is None or (needed and not needed & state.spec.permissions):
             raise SimError(errors.PERMISSION_DENIED)
         if self.rest_limits and not state.rate.charge(method):
             raise SimError(errors.RATE_LIMIT)

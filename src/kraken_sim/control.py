@@ -1,4 +1,5 @@
-"""Test-only control operations: prices, faults, state, nonces, clock, limits.
+"""Test-only control operations: prices, trades through the book, faults, state, nonces,
+clock, limits.
 
 One function per operation, on the shared SimContext; served over HTTP under /sim/<name> and
 in-process by `InProcessExchange.control` (and its typed methods), through `run` in both cases.
@@ -84,7 +85,8 @@ def _payload(body: bytes) -> dict[str, Any]:
 
 
 def set_price(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
-    """{"pair": "XXBTZUSD", "price": "61000"}: fills and triggers whatever the price crosses."""
+    """{"pair": "XXBTZUSD", "price": "61000"}: fills (all that is left of) every resting limit
+    the price crosses, at its limit, and triggers the stops it crosses; the book follows."""
     pair = payload.get("pair")
     if not isinstance(pair, str) or not pair:
         raise ControlError("'pair' must be a pair id, altname or wsname")
@@ -99,6 +101,32 @@ def set_price(context: SimContext, payload: Payload, query: Query) -> dict[str, 
     except SimError as exc:
         raise ControlError(exc.error) from None
     return dict(OK)
+
+
+def trade_through(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
+    """{"pair": "XBTUSD", "side": "sell", "price": "59900", "volume": "0.3"}: an outside taker
+    on `side` trades up to `volume` through `price`, filling the accounts' resting limits it
+    reaches (price-time priority, the last one partly). The pair's price does not move.
+    Answers {"ok": true, "traded": "<volume filled>"}."""
+    pair = payload.get("pair")
+    if not isinstance(pair, str) or not pair:
+        raise ControlError("'pair' must be a pair id, altname or wsname")
+    side = payload.get("side")
+    if side not in ("buy", "sell"):
+        raise ControlError("'side' must be 'buy' (lifts asks) or 'sell' (hits bids)")
+    values = {}
+    for name in ("price", "volume"):
+        try:
+            values[name] = Decimal(str(payload.get(name)))
+        except InvalidOperation:
+            raise ControlError(f"'{name}' must be a decimal string") from None
+        if not values[name].is_finite() or values[name] <= 0:
+            raise ControlError(f"'{name}' must be greater than 0")
+    try:
+        traded = context.engine.trade(pair, side, values["price"], values["volume"])
+    except SimError as exc:
+        raise ControlError(exc.error) from None
+    return {"ok": True, "traded": f"{traded:f}"}
 
 
 def arm_fault(context: SimContext, payload: Payload, query: Query) -> dict[str, Any]:
@@ -197,6 +225,7 @@ def set_limits(context: SimContext, payload: Payload, query: Query) -> dict[str,
 
 OPERATIONS: dict[str, tuple[str, Operation]] = {
     "price": ("POST", set_price),
+    "trade": ("POST", trade_through),
     "fault": ("POST", arm_fault),
     "faults": ("GET", list_faults),
     "faults/clear": ("POST", clear_faults),

@@ -6,20 +6,27 @@ fills or triggers what it crosses. Time comes only from the injected clock; expi
 starts are applied lazily at the start of every call. Ids come from a seeded random generator,
 so a seed and a sequence of calls always give the same answers.
 
-Market rules are in `matching.py`, AddOrder's checks in `addorder.py`, paging in `queries.py`.
+Market rules are in `matching.py`, AddOrder's checks in `addorder.py`, paging in `queries.py`;
+AmendOrder/OrderAmends/EditOrder in `amend.py`, the batches in `batch.py`, CancelAllOrdersAfter
+in `deadman.py`, QueryTrades/Ledgers/QueryLedgers/TradeVolume and the fee tiers in `ledgers.py`.
 
 Choices where Kraken's documentation is silent or the simulator simplifies:
-- one price per pair; ask = bid = last. Taker fills happen at `last`, resting limits fill at
-  their own limit price as maker; orders fill completely or not at all.
-- fees: the pair's first-tier rates (fees[0] taker, fees_maker[0] maker), charged in the quote
-  currency unless `fcib`; amounts are rounded half-up to the asset's ledger decimals, holds are
-  rounded up so that a fill never spends more than its order held.
+- each pair has a reference price `last` and, when the accounts file enables `[books]`, a book
+  of house liquidity around it (books.py); takers walk the book, resting limits fill at their own
+  limit price as maker (see matching.py). Without books: ask = bid = last, unlimited depth.
+- `trade_through` (the `trade` control operation) partly fills resting orders; `last` stays.
+- fees: the pair's fee tier for the account's 30-day USD volume (`fees` taker, `fees_maker`
+  maker; TradeVolume shows it, ledgers.py), charged in the quote currency unless `fcib`;
+  amounts are rounded half-up to the asset's ledger decimals; holds and market orders' funds
+  checks use the first tier (the highest rate), rounded up, so a fill never spends more than
+  its order held.
 - QueryOrders leaves unknown txids out (an empty object when none is known), which ccxt's
   fetch_order turns into OrderNotFound.
 - a cl_ord_id already used by an open order of the account: `EOrder:Duplicate cl_ord_id`
   (Kraken's exact wording unconfirmed); cl_ord_id with userref: `...Invalid arguments:cl_ord_id`.
 - a post-only order that would take is accepted (gets a txid) and cancelled with reason
-  "Post only order"; an IOC order that cannot fill is cancelled, "Insufficient liquidity".
+  "Post only order"; an IOC or FOK order that cannot fill is cancelled, "Insufficient
+  liquidity".
 - the matching-engine counter is charged on receipt of every AddOrder except `validate=true`;
   a single CancelOrder over the threshold is refused, a userref cancel or CancelAll is not.
 """
@@ -32,9 +39,12 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from kraken_sim import batch, ledgers, public, queries
 from kraken_sim import params as p
-from kraken_sim import public, queries
 from kraken_sim.addorder import pair_of, parse_add_order
+from kraken_sim.amend import Amends
+from kraken_sim.books import BookSettings
+from kraken_sim.deadman import REASON_DEAD_MAN, DeadManSwitch
 from kraken_sim.errors import (
     DUPLICATE_CL_ORD_ID,
     INSUFFICIENT_FUNDS,
@@ -50,8 +60,8 @@ from kraken_sim.errors import (
 from kraken_sim.formatting import ledger_json, order_json, order_text
 from kraken_sim.ids import IdGenerator
 from kraken_sim.markets import Pair, find_pair
-from kraken_sim.matching import Exchange, OrderObserver
-from kraken_sim.orders import REASON_USER, OrderType, SimOrder, Trade, order_hold
+from kraken_sim.matching import Exchange, OrderEvent, OrderObserver
+from kraken_sim.orders import REASON_USER, OrderType, Side, SimOrder, Trade, order_hold
 from kraken_sim.prices import PriceBoard
 from kraken_sim.ratecounter import ADD_ORDER_COST, cancel_cost
 from kraken_sim.wallet import Wallet
@@ -60,19 +70,37 @@ _USERREF = re.compile(r"^-?\d+$")
 
 
 class Engine:
-    def __init__(self, *, seed: int | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.time,
+        books: BookSettings | None = None,
+    ) -> None:
         self._clock = clock
         # The matching engine's per-pair order counters; off only through /sim/limits.
         self.order_limits = True
         self._ids = IdGenerator(seed)
         self._prices = PriceBoard(clock())
-        self._exchange = Exchange(ids=self._ids, clock=clock, prices=self._prices)
+        self._exchange = Exchange(
+            ids=self._ids, clock=clock, prices=self._prices, books=books, seed=seed
+        )
         self._public: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "Time": lambda _: public.time_result(self._clock()),
             "SystemStatus": lambda _: public.system_status(self._clock()),
             "Assets": public.assets,
             "AssetPairs": public.asset_pairs,
-            "Ticker": lambda params: public.ticker(params, self._prices, self._clock()),
+            "Ticker": lambda params: public.ticker(
+                params, self._prices, self._exchange.book, self._clock()
+            ),
+            "Depth": lambda params: public.depth(
+                params, self._prices, self._exchange.book, self._clock()
+            ),
+            "Spread": lambda params: public.spread(
+                params, self._prices, self._exchange.book, self._clock()
+            ),
+            "Trades": lambda params: public.trades(params, self._prices),
+            "OHLC": lambda params: public.ohlc(params, self._prices, self._clock()),
         }
         self._private: dict[str, Callable[[Wallet, Mapping[str, Any]], Any]] = {
             "Balance": lambda wallet, _: queries.balance(wallet),
@@ -88,6 +116,69 @@ class Engine:
             "CancelOrder": self._cancel_order,
             "CancelAll": self._cancel_all,
         }
+        self._register_account_methods()
+
+    def _register_account_methods(self) -> None:
+        """Amends, edits, batches, the dead-man switch, ledgers and fees (their own modules)."""
+        self._ledgers = ledgers.LedgerBook()
+        self._volumes = ledgers.VolumeTracker()
+        self._exchange.observers.append(self._count_volume)
+        self._exchange.fee_rates = self._fee_rate
+        self._deadman = DeadManSwitch()
+        self._amends = Amends(
+            exchange=self._exchange,
+            ids=self._ids,
+            clock=self._clock,
+            limits_on=lambda: self.order_limits,
+            add_order=self._add_order,
+        )
+        self._private.update({
+            "AmendOrder": self._amends.amend_order,
+            "OrderAmends": self._amends.order_amends,
+            "EditOrder": self._amends.edit_order,
+            "AddOrderBatch": lambda wallet, params: batch.add_order_batch(
+                self._exchange, wallet, params, now=self._clock(), limits_on=self.order_limits,
+                add_order=lambda w, one: self._add_order(w, one, charge=False)),
+            "CancelOrderBatch": lambda wallet, params: batch.cancel_order_batch(
+                self._exchange, wallet, params,
+                charge_cancels=lambda w, orders: self._charge_cancels(w, orders, may_refuse=False)),
+            "CancelAllOrdersAfter": lambda wallet, params: self._deadman.arm(
+                wallet.account_id, params, self._clock()),
+            "QueryTrades": lambda wallet, params: ledgers.query_trades(wallet, params),
+            "Ledgers": lambda wallet, params: ledgers.ledgers(self._ledgers, wallet, params),
+            "QueryLedgers": lambda wallet, params: ledgers.query_ledgers(
+                self._ledgers, wallet, params),
+            "TradeVolume": lambda wallet, params: ledgers.trade_volume(
+                self.volume_30d(wallet.account_id), params),
+        })  # fmt: skip
+
+    def served_private_methods(self) -> frozenset[str]:
+        return frozenset(self._private)
+
+    def volume_30d(self, account_id: str) -> Decimal:
+        """The account's 30-day traded value in USD: what its fee tier follows."""
+        return self._volumes.volume(account_id, self._clock())
+
+    def _fee_rate(self, account_id: str, pair: Pair, maker: bool) -> Decimal:
+        """The tier of the volume traded before this moment: every fill of one order pays the
+        same rate, even when the order's own fills take the account into the next tier."""
+        table = pair.fees_maker if maker else pair.fees
+        volume = self._volumes.volume(account_id, self._clock(), before_now=True)
+        return ledgers.fee_rate(table, volume)
+
+    def _count_volume(self, event: OrderEvent) -> None:
+        trade = event.trade
+        if trade is not None:
+            usd = queries.value_in(trade.pair.quote.id, trade.cost, "ZUSD", self._prices.last)
+            self._volumes.record(event.account, trade.time, usd)
+
+    def _tick(self) -> None:
+        """Expiries and scheduled starts, then the dead-man switches that are due."""
+        self._exchange.tick()
+        for account_id, _when in self._deadman.due(self._clock()):
+            wallet = self._exchange.wallets[account_id]
+            for order in list(wallet.open.values()):
+                self._exchange.cancel(wallet, order, REASON_DEAD_MAN)
 
     # -- the contract ---------------------------------------------------------------------------
 
@@ -95,12 +186,13 @@ class Engine:
         if account_id in self._exchange.wallets:
             raise ValueError(f"account {account_id!r} already exists")
         self._exchange.wallets[account_id] = Wallet(account_id, balances, tier)
+        self._ledgers.open_account(self._exchange.wallets[account_id], self._clock())
 
     def public(self, method: str, params: Mapping[str, Any]) -> Any:
         handler = self._public.get(method)
         if handler is None:
             raise SimError(UNKNOWN_METHOD)
-        self._exchange.tick()
+        self._tick()
         return handler(params)
 
     def private(self, account_id: str, method: str, params: Mapping[str, Any]) -> Any:
@@ -110,7 +202,7 @@ class Engine:
         wallet = self._exchange.wallets.get(account_id)
         if wallet is None:
             raise KeyError(f"no simulated account {account_id!r}")
-        self._exchange.tick()
+        self._tick()
         return handler(wallet, params)
 
     def set_price(self, pair: str, price: Decimal | str) -> None:
@@ -126,13 +218,34 @@ class Engine:
             raise SimError(invalid_arguments("price"))
         if value % found.tick_size != 0:
             raise SimError(TICK_SIZE)
-        self._exchange.tick()
+        self._tick()
         self._prices.set(found, value, self._clock())
         self._exchange.price_moved(found)
 
+    def trade(self, pair: str, side: str, price: Decimal | str, volume: Decimal | str) -> Decimal:
+        """An outside taker on `side` trades up to `volume` through `price`, filling the
+        accounts' resting limits in price-time priority (the last one partly); `last` stays.
+        Returns the volume that traded."""
+        found = find_pair(pair)
+        if found is None:
+            raise SimError(UNKNOWN_ASSET_PAIR)
+        if side not in ("buy", "sell"):
+            raise SimError(invalid_arguments("type"))
+        try:
+            value = Decimal(str(price))
+            amount = Decimal(str(volume))
+        except InvalidOperation as exc:
+            raise SimError(invalid_arguments("price")) from exc
+        if not value.is_finite() or value <= 0 or value % found.tick_size != 0:
+            raise SimError(invalid_arguments("price"))
+        if not amount.is_finite() or amount <= 0 or amount % found.lot_quantum != 0:
+            raise SimError(invalid_arguments("volume"))
+        self._exchange.tick()
+        return self._exchange.trade_through(found, Side(side), value, amount)
+
     def state(self) -> dict[str, Any]:
         """A JSON-able snapshot for the `state` control operation (GET /sim/state)."""
-        self._exchange.tick()
+        self._tick()
         accounts = {}
         for account_id, wallet in self._exchange.wallets.items():
             accounts[account_id] = {
@@ -159,10 +272,10 @@ class Engine:
 
     def tick(self) -> None:
         """Apply expiries and scheduled starts now (observers hear of them)."""
-        self._exchange.tick()
+        self._tick()
 
     def open_orders_of(self, account_id: str) -> list[SimOrder]:
-        self._exchange.tick()
+        self._tick()
         return list(self._exchange.wallets[account_id].open.values())
 
     def recent_trades_of(self, account_id: str, limit: int) -> list[tuple[SimOrder, Trade]]:
@@ -189,11 +302,14 @@ class Engine:
 
     # -- trading --------------------------------------------------------------------------------
 
-    def _add_order(self, wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _add_order(
+        self, wallet: Wallet, params: Mapping[str, Any], *, charge: bool = True
+    ) -> dict[str, Any]:
+        """`charge=False`: the caller charged the counter already (a batch)."""
         pair = pair_of(params)
         now = self._clock()
         # Kraken charges an AddOrder on receipt, even when it then fails validation.
-        if self.order_limits and not p.boolean(params, "validate"):
+        if charge and self.order_limits and not p.boolean(params, "validate"):
             counter = wallet.counter(pair)
             if counter.would_exceed(ADD_ORDER_COST, now):
                 raise SimError(ORDER_RATE_LIMIT)
@@ -222,8 +338,8 @@ class Engine:
             expiretm=draft.expiretm,
         )
         if order.ordertype is OrderType.MARKET:
-            fill = self._exchange.fill_for(order, last, maker=False)
-            asset, need = self._exchange.spent(pair, fill)
+            asset, need = self._exchange.market_need(order)
+            order.market_hold = need
         else:
             asset, need = order_hold(order)
         if wallet.available(asset) < need:

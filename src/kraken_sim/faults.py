@@ -12,17 +12,37 @@ The spec is one JSON object:
     {"endpoint": "OpenOrders", "kind": "mutate", "path": "open.*.vol", "value": "NaN"}
     {"endpoint": "Balance", "kind": "mutate", "path": "ZUSD", "delete": true}
     {"endpoint": "AddOrder", "kind": "error_string"}
+    {"endpoint": "AddOrder", "kind": "http502", "apply_probability": 0.5, "seed": 7, "count": -1}
+    {"endpoint": "AddOrder", "kind": "late_visibility", "delay_s": 2}
+    {"endpoint": "Balance", "kind": "throttled", "retry_after_s": 3}
 
 Kinds, by where they act:
 
 - in front of the exchange (nothing applied, the nonce is not consumed, so re-sending the very
-  same request later is accepted): `refused` (the connection is closed before the request is
-  read; in-process: `requests.ConnectionError` wrapping urllib3's `NewConnectionError`),
+  same request later is accepted; but see `apply_probability` below): `refused` (the
+  connection is closed before the request is read; in-process: `requests.ConnectionError`
+  wrapping urllib3's `NewConnectionError`),
   `http502`, `http520` (a proxy's HTML/text error page), `hang` (no reply ever; in-process:
   `requests.ReadTimeout`);
+- "a 502 may or may not mean the order reached the engine": `http502`, `http520` and `hang`
+  take `"apply_probability"` (0 to 1, default 0). Each time the fault fires it draws from its own
+  random generator (seeded with `"seed"`, default 0, so a run repeats exactly): when the draw
+  says so, the request goes through in full (authentication, nonce, the engine) and only then is
+  the answer replaced by the 502/520 page or by silence. The request log's `fault` says which
+  requests took the fault; the account's orders say whether it was applied;
 - `latency`: `latency_ms` more, then the request is served normally;
 - Kraken's own errors after authentication (nonce consumed, nothing applied): `unavailable`
-  (EService:Unavailable), `busy` (EService:Busy), `internal` (EGeneral:Internal error);
+  (EService:Unavailable), `busy` (EService:Busy), `internal` (EGeneral:Internal error),
+  `deadline_elapsed` (EService:Deadline elapsed: the engine did not take the request in time),
+  `throttled` (`EService: Throttled: <unix time>`, the simulator's clock now plus
+  `"retry_after_s"`, default 1, rounded up to a whole second);
+- `late_visibility` (`"delay_s"` > 0, on the simulator's clock): the write is applied and
+  answered normally, but the orders it created (the reply's `txid`s) are left out of
+  OpenOrders, ClosedOrders and QueryOrders until `delay_s` has passed, as Kraken's order lists
+  have been seen to lag an accepted order. ClosedOrders' `count` leaves out the hidden orders of
+  the page it answers. Cancelling such an order works at once; TradesHistory, the WebSocket
+  feed and the `state` control operation show it. `faults/clear` makes every hidden order
+  visible;
 - on the reply, after the call was applied: `drop_reply` (the connection is closed with no
   reply; in-process: `requests.ConnectionError`), `bad_reply` (HTTP 200, a JSON body that is not
   Kraken's envelope), `mutate` and `error_string` below.
@@ -43,7 +63,10 @@ from __future__ import annotations
 
 import copy
 import enum
-from dataclasses import dataclass
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from kraken_sim import errors
@@ -64,10 +87,14 @@ class FaultKind(enum.Enum):
     BAD_REPLY = "bad_reply"  # applied, then HTTP 200 with a body that is not Kraken's envelope
     MUTATE = "mutate"  # applied, then parts of a successful reply's result are changed
     ERROR_STRING = "error_string"  # applied, then the reply's error list becomes one string
+    DEADLINE_ELAPSED = "deadline_elapsed"  # EService:Deadline elapsed, not applied
+    THROTTLED = "throttled"  # EService: Throttled: <unix time>, not applied
+    LATE_VISIBILITY = "late_visibility"  # applied; its orders are listed only after delay_s
 
 
-# Faults that happen "in front of" Kraken: the request never reaches authentication, so its
-# nonce is not consumed and re-sending the very same request later is accepted.
+# Faults that happen "in front of" Kraken: unless an apply_probability draw lets it through, the
+# request never reaches authentication, so its nonce is not consumed and re-sending the very same
+# request later is accepted.
 GATEWAY_KINDS = frozenset({FaultKind.HTTP502, FaultKind.HTTP520, FaultKind.HANG, FaultKind.REFUSED})
 
 # Faults answered by Kraken itself after authentication (the nonce is consumed).
@@ -75,7 +102,11 @@ ERROR_BY_KIND = {
     FaultKind.UNAVAILABLE: errors.SERVICE_UNAVAILABLE,
     FaultKind.BUSY: errors.SERVICE_BUSY,
     FaultKind.INTERNAL: errors.INTERNAL_ERROR,
+    FaultKind.DEADLINE_ELAPSED: errors.DEADLINE_ELAPSED,
 }
+# Gateway faults that may let the request through before failing (apply_probability).
+MAYBE_APPLIED_KINDS = frozenset({FaultKind.HTTP502, FaultKind.HTTP520, FaultKind.HANG})
+DEFAULT_RETRY_AFTER_S = 1.0
 
 
 class FaultSpecError(ValueError):
@@ -89,6 +120,27 @@ class Fault:
     remaining: int  # -1 = until cleared
     latency_ms: float
     mutation: Mutation | None = None
+    apply_probability: float = 0.0  # gateway kinds: chance that the request is applied first
+    seed: int = 0
+    delay_s: float = 0.0  # late_visibility
+    retry_after_s: float = DEFAULT_RETRY_AFTER_S  # throttled
+    _draws: random.Random = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._draws = random.Random(self.seed)
+
+    def applies_first(self) -> bool:
+        """For a gateway fault: does this firing let the request reach the exchange first?
+        One draw per firing from the fault's own seeded generator."""
+        if self.kind not in MAYBE_APPLIED_KINDS or self.apply_probability <= 0:
+            return False
+        return self._draws.random() < self.apply_probability
+
+    def error(self, now: float) -> str | None:
+        """The Kraken error this fault answers with after authentication, if it is one."""
+        if self.kind is FaultKind.THROTTLED:
+            return errors.throttled(math.ceil(now + self.retry_after_s))
+        return ERROR_BY_KIND.get(self.kind)
 
     def as_json(self) -> dict[str, Any]:
         shown: dict[str, Any] = {
@@ -99,6 +151,12 @@ class Fault:
         }
         if self.mutation is not None:
             shown.update(self.mutation.as_json())
+        if self.kind in MAYBE_APPLIED_KINDS:
+            shown.update(apply_probability=self.apply_probability, seed=self.seed)
+        if self.kind is FaultKind.LATE_VISIBILITY:
+            shown["delay_s"] = self.delay_s
+        if self.kind is FaultKind.THROTTLED:
+            shown["retry_after_s"] = self.retry_after_s
         return shown
 
 
@@ -163,7 +221,21 @@ class Mutation:
 
 
 _COMMON_FIELDS = {"endpoint", "kind", "count", "latency_ms"}
-_MUTATE_FIELDS = {"path", "value", "delete"}
+_KIND_FIELDS = {
+    FaultKind.MUTATE: {"path", "value", "delete"},
+    FaultKind.HTTP502: {"apply_probability", "seed"},
+    FaultKind.HTTP520: {"apply_probability", "seed"},
+    FaultKind.HANG: {"apply_probability", "seed"},
+    FaultKind.LATE_VISIBILITY: {"delay_s"},
+    FaultKind.THROTTLED: {"retry_after_s"},
+}
+
+
+def _number(payload: dict[str, Any], name: str, default: float) -> float:
+    value = payload.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FaultSpecError(f"'{name}' must be a number")
+    return float(value)
 
 
 def parse_fault(payload: Any) -> Fault:
@@ -187,17 +259,33 @@ def parse_fault(payload: Any) -> Fault:
         raise FaultSpecError("'latency_ms' must be a number >= 0")
     if kind is FaultKind.LATENCY and latency == 0:
         raise FaultSpecError("a latency fault needs 'latency_ms' > 0")
-    allowed = _COMMON_FIELDS | (_MUTATE_FIELDS if kind is FaultKind.MUTATE else set())
+    allowed = _COMMON_FIELDS | _KIND_FIELDS.get(kind, set())
     unknown = sorted(set(payload) - allowed)
     if unknown:
         raise FaultSpecError(f"unknown field(s) for kind {kind.value!r}: {', '.join(unknown)}")
     mutation = _parse_mutation(payload) if kind is FaultKind.MUTATE else None
+    probability = _number(payload, "apply_probability", 0.0)
+    if not 0 <= probability <= 1:
+        raise FaultSpecError("'apply_probability' must be between 0 and 1")
+    seed = payload.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise FaultSpecError("'seed' must be an integer")
+    delay_s = _number(payload, "delay_s", 0.0)
+    if kind is FaultKind.LATE_VISIBILITY and delay_s <= 0:
+        raise FaultSpecError("a late_visibility fault needs 'delay_s' > 0 (seconds)")
+    retry_after_s = _number(payload, "retry_after_s", DEFAULT_RETRY_AFTER_S)
+    if retry_after_s < 0:
+        raise FaultSpecError("'retry_after_s' must be >= 0")
     return Fault(
         endpoint=endpoint,
         kind=kind,
         remaining=count,
         latency_ms=float(latency),
         mutation=mutation,
+        apply_probability=probability,
+        seed=seed,
+        delay_s=delay_s,
+        retry_after_s=retry_after_s,
     )
 
 
@@ -216,16 +304,28 @@ def _parse_mutation(payload: dict[str, Any]) -> Mutation:
 
 
 class FaultBook:
-    """The armed faults."""
+    """The armed faults, and the orders a `late_visibility` fault keeps out of the order lists."""
 
     def __init__(self) -> None:
         self._faults: list[Fault] = []
+        self._hidden: dict[str, float] = {}  # txid -> when it becomes visible
 
     def arm(self, fault: Fault) -> None:
         self._faults.append(fault)
 
     def clear(self) -> None:
         self._faults.clear()
+        self._hidden.clear()
+
+    def hide(self, txids: Iterable[str], until: float) -> None:
+        for txid in txids:
+            self._hidden[txid] = until
+
+    def hidden(self, now: float) -> frozenset[str]:
+        """The orders still kept out of the order lists at `now`."""
+        for txid in [t for t, until in self._hidden.items() if until <= now]:
+            del self._hidden[txid]
+        return frozenset(self._hidden)
 
     def take(self, method: str) -> Fault | None:
         """The fault this request suffers, if any; uses up one of its count."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 
 # Kraken's ids use upper-case letters and the digits 2-7 (base32's alphabet).
@@ -28,3 +30,15 @@ class IdGenerator:
 
     def trade_id(self) -> str:
         return self._draw("T")
+
+    def amend_id(self) -> str:
+        """An AmendOrder's `amend_id` (Kraken's example: `TEZA4R-DSDGT-IJBOJK`)."""
+        return self._draw("T")
+
+
+def derived_id(prefix: str, seed: str) -> str:
+    """A 6-5-6 id that is a function of `seed` alone (for records the simulator derives rather
+    than stores, so reading them draws nothing from the seeded generator)."""
+    body = base64.b32encode(hashlib.sha256(seed.encode()).digest()).decode()
+    raw = prefix + body[:16]
+    return f"{raw[:6]}-{raw[6:11]}-{raw[11:17]}"

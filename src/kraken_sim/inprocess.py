@@ -137,6 +137,9 @@ class InProcessExchange:
                 reply = rest.serve(self._context, admission, api_request)
         if late:
             raise _timed_out(request, url, read_timeout)
+        if reply.delivery is rest.Delivery.HANG:  # a hang fault that let the request through
+            self._wait(read_timeout or 0.0)
+            raise _timed_out(request, url, read_timeout)
         if reply.delivery is rest.Delivery.DROP:
             raise requests.ConnectionError(
                 ProtocolError(
@@ -177,6 +180,14 @@ class InProcessExchange:
     def set_price(self, pair: str, price: Decimal | str) -> None:
         """Move a pair's price: fills and triggers whatever it crosses."""
         self.control("price", {"pair": pair, "price": str(price)})
+
+    def trade(self, pair: str, side: str, price: Decimal | str, volume: Decimal | str) -> Decimal:
+        """Trade `volume` through `price` as an outside taker on `side`: fills resting orders
+        in price-time priority, the last one partly; returns the volume filled."""
+        reply = self.control(
+            "trade", {"pair": pair, "side": side, "price": str(price), "volume": str(volume)}
+        )
+        return Decimal(reply["traded"])
 
     def arm_fault(self, spec: Mapping[str, Any]) -> None:
         """Arm a fault; the spec is faults.py's (the same JSON object as `POST /sim/fault`)."""

@@ -63,6 +63,11 @@ class TimeInForce(StrEnum):
     GTC = "GTC"
     IOC = "IOC"
     GTD = "GTD"
+    FOK = "FOK"  # fill entirely at once or be cancelled with nothing filled
+
+    @property
+    def never_rests(self) -> bool:
+        return self in (TimeInForce.IOC, TimeInForce.FOK)
 
 
 # Cancel reasons the simulator writes into closed orders' `reason`.
@@ -100,6 +105,9 @@ class SimOrder:
     closetm: float | None = None
     close_seq: int = 0
     reason: str | None = None
+    # A market order the engine works after a delay: when, and what it holds until then.
+    due: float = 0.0
+    market_hold: Decimal = Decimal(0)
 
     @property
     def fee_in_base(self) -> bool:
@@ -170,8 +178,13 @@ def reservation(
 
 
 def order_hold(order: SimOrder) -> tuple[Asset, Decimal]:
-    """What an open order holds out of its account's available funds."""
-    return reservation(order.pair, order.side, order.volume, order.reserve_price, order.fee_in_base)
+    """What an open order holds out of its account's available funds: its unfilled part (a
+    market order waiting for the engine: what its walk of the book would cost on arrival)."""
+    if order.ordertype is OrderType.MARKET:
+        asset = order.pair.quote if order.side is Side.BUY else order.pair.base
+        return asset, order.market_hold
+    volume = order.volume - order.vol_exec
+    return reservation(order.pair, order.side, volume, order.reserve_price, order.fee_in_base)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from kraken_sim.errors import UNKNOWN_ASSET, SimError, invalid_arguments
 from kraken_sim.formatting import asset_amount, ledger_json, order_json, trade_json
 from kraken_sim.markets import PAIRS, find_asset
 from kraken_sim.orders import SimOrder, Trade
+from kraken_sim.txids import check_order_ids
 from kraken_sim.wallet import Wallet
 
 PAGE = 50
@@ -70,22 +71,28 @@ def value_in(asset_id: str, amount: Decimal, target: str, last: Mapping[str, Dec
 def trade_balance(
     wallet: Wallet, params: Mapping[str, Any], last: Mapping[str, Decimal]
 ) -> dict[str, str]:
-    """Spot-only TradeBalance: equity = every holding valued in `asset` at current prices.
+    """Spot-only TradeBalance with Kraken's definitions, valued in `asset` at current prices.
 
-    Each holding is valued exactly (50 significant digits for the divisions of inverse pairs),
-    and the sum is rounded half-up once, to the asset's decimals. There are no margin positions,
-    so m, n, c, v are 0, tb = e = mf = eb; ml is 0; uv values the open orders (volume x their
-    limit or trigger price).
+    `eb` (equivalent balance) is every holding; `tb` (trade balance) is "the combined balance of
+    all equity currencies": each holding times its asset's `collateral_value` (1 for USD, EUR,
+    XBT, ETH, SOL and the stablecoins, 0.925 for XDG, 0 for the assets without a recorded
+    collateral value; markets.py). `e` (equity) is `tb` plus the unrealised P/L of open margin
+    positions (`n`), which the simulator has none of, so `e` = `tb`; `mf` (free margin) is `e`
+    minus the margin `m` (0). `c`, `v` and `ml` are 0; `uv` values the open orders (volume x
+    their limit or trigger price). Each holding is valued exactly (50 significant digits for the
+    divisions of inverse pairs) and each sum is rounded half-up once, to the asset's decimals.
     """
     target = find_asset(p.text(params, "asset") or "ZUSD")
     if target is None:
         raise SimError(UNKNOWN_ASSET)
     with decimal.localcontext() as context:
         context.prec = 50
-        equity = sum(
-            (value_in(a, amount, target.id, last) for a, amount in wallet.balances.items()),
-            Decimal(0),
-        )
+        values = {a: value_in(a, amount, target.id, last) for a, amount in wallet.balances.items()}
+        equivalent = sum(values.values(), Decimal(0))
+        trade = Decimal(0)
+        for asset_id, value in values.items():
+            asset = find_asset(asset_id)
+            trade += value * (asset.collateral_value if asset is not None else Decimal(0))
         unexecuted = sum(
             (value_in(o.pair.quote.id, o.volume * o.reserve_price, target.id, last)
              for o in wallet.open.values()),
@@ -96,9 +103,11 @@ def trade_balance(
         return asset_amount(amount.quantize(target.quantum, rounding=ROUND_HALF_UP), target)
 
     zero = money(Decimal(0))
-    e = money(equity)
-    return {"eb": e, "tb": e, "m": zero, "n": zero, "c": zero, "v": zero, "e": e, "mf": e,
-            "ml": zero, "uv": money(unexecuted)}  # fmt: skip
+    unrealised = Decimal(0)  # spot only: no margin positions
+    equity = money(trade + unrealised)
+    return {"eb": money(equivalent), "tb": money(trade), "m": zero, "n": money(unrealised),
+            "c": zero, "v": zero, "e": equity, "mf": equity, "ml": zero,
+            "uv": money(unexecuted)}  # fmt: skip
 
 
 def _order_filter(params: Mapping[str, Any]) -> Callable[[SimOrder], bool]:
@@ -185,10 +194,12 @@ def closed_orders(wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def query_orders(wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The known orders among `txid` (up to 50); unknown ids are left out, as Kraken does."""
+    """The known orders among `txid` (up to 50); unknown ids are left out, as Kraken does, and a
+    malformed one is `EOrder:Invalid order` (txids.py)."""
     ids = p.comma_list(params, "txid")
     if not ids or len(ids) > MAX_QUERY_IDS:
         raise SimError(invalid_arguments("txid"))
+    check_order_ids(ids)
     with_trades = p.boolean(params, "trades")
     keep = _order_filter(params)
     found = (wallet.orders.get(txid) for txid in ids)

@@ -8,9 +8,12 @@ authenticated as Kraken does (see auth.py). Every answer is Kraken's envelope
 1. `admit(context, verb, path)`: routes the path, counts the request, refuses a wrong HTTP verb
    or an unknown private method, and takes the request's fault (faults.py). It says how long the
    transport waits before serving (global latency plus a latency fault), or gives the final
-   reply at once (wrong verb, unknown path, a fault in front of the exchange).
+   reply at once (wrong verb, unknown path, a fault in front of the exchange that does not let
+   the request through this time).
 2. `serve(context, admission, request)`, after that wait: authentication, error faults, the
-   engine, the request log, Kraken's envelope and the reply faults.
+   engine, the request log, Kraken's envelope and the reply faults (including a gateway fault
+   that let the request through and now answers 502/520 or nothing, and `late_visibility`,
+   whose orders the order lists leave out until their time).
 
 The transport only waits, reads the body and delivers: `ApiReply.delivery` says whether to
 answer, close the connection without a reply (the call was applied), close it before reading
@@ -28,10 +31,11 @@ from typing import Any
 import structlog
 
 from kraken_sim import errors
+from kraken_sim.account_info import api_key_info
 from kraken_sim.auth import METHOD_PERMISSIONS, short_key
 from kraken_sim.context import SimContext, to_json
 from kraken_sim.errors import SimError
-from kraken_sim.faults import ERROR_BY_KIND, Fault, FaultKind
+from kraken_sim.faults import Fault, FaultKind
 from kraken_sim.reqlog import LoggedRequest
 from kraken_sim.wire import parse_body
 
@@ -81,6 +85,8 @@ class Admission:
     fault: Fault | None = None
     delay_s: float = 0.0
     reply: ApiReply | None = None
+    # A gateway fault that lets the request through: serve it, then answer this instead.
+    reply_after_serving: ApiReply | None = None
 
 
 def envelope_reply(envelope: dict[str, Any], status: int = 200) -> ApiReply:
@@ -124,12 +130,17 @@ def admit(context: SimContext, verb: str, path: str) -> Admission:
     fault = context.faults.take(method)
     if fault is None:
         return Admission(path, section, method, delay_s=delay_s)
-    log.info("sim.fault_fired", method=method, kind=fault.kind.value, remaining=fault.remaining)
+    applied = fault.applies_first()
+    log.info("sim.fault_fired", method=method, kind=fault.kind.value, remaining=fault.remaining,
+             applied_first=applied)  # fmt: skip
     if fault.kind is FaultKind.LATENCY:
         delay_s += fault.latency_ms / 1000
-    return Admission(
-        path, section, method, fault=fault, delay_s=delay_s, reply=_GATEWAY_REPLIES.get(fault.kind)
-    )
+    gateway = _GATEWAY_REPLIES.get(fault.kind)
+    if applied:
+        return Admission(
+            path, section, method, fault=fault, delay_s=delay_s, reply_after_serving=gateway
+        )
+    return Admission(path, section, method, fault=fault, delay_s=delay_s, reply=gateway)
 
 
 def serve(context: SimContext, admission: Admission, request: ApiRequest) -> ApiReply:
@@ -142,6 +153,9 @@ def serve(context: SimContext, admission: Admission, request: ApiRequest) -> Api
     except Exception:
         log.exception("sim.handler_crashed", path=admission.path)
         envelope = {"error": [errors.INTERNAL_ERROR]}
+    if admission.reply_after_serving is not None:
+        return admission.reply_after_serving
+    _late_visibility(context, admission, envelope)
     return _with_reply_fault(admission, envelope)
 
 
@@ -152,8 +166,9 @@ def _public(context: SimContext, admission: Admission, request: ApiRequest) -> d
         params.setdefault(name, value)
     fault = admission.fault
     try:
-        if fault is not None and fault.kind in ERROR_BY_KIND:
-            raise SimError(ERROR_BY_KIND[fault.kind])
+        fault_error = None if fault is None else fault.error(context.clock.time())
+        if fault_error is not None:
+            raise SimError(fault_error)
         result = context.engine.public(admission.method, params)
     except SimError as exc:
         context.requests.record_error(exc.error)
@@ -179,10 +194,14 @@ def _private(context: SimContext, admission: Admission, request: ApiRequest) -> 
             source=request.source,
         )
         account = key_state.account
-        if fault is not None and fault.kind in ERROR_BY_KIND:
-            raise SimError(ERROR_BY_KIND[fault.kind])
+        fault_error = None if fault is None else fault.error(context.clock.time())
+        if fault_error is not None:
+            raise SimError(fault_error)
         if method == "GetWebSocketsToken":
             result = context.ws_tokens.issue(account)
+        elif method == "GetApiKeyInfo":
+            now = context.clock.time()
+            result = api_key_info(key_state.spec, key_state.nonces.high_water, now, now)
         else:
             assert params is not None  # authenticate() rejects unparseable bodies
             result = context.engine.private(account, method, params)
@@ -206,6 +225,53 @@ def _private(context: SimContext, admission: Admission, request: ApiRequest) -> 
                   key_hint=short_key(api_key or ""))  # fmt: skip
         return {"error": [error]}
     return {"error": [], "result": result}
+
+
+# The order lists a late_visibility fault filters, and where their orders sit in `result`.
+_ORDER_LISTS = {"OpenOrders": "open", "ClosedOrders": "closed", "QueryOrders": ""}
+
+
+def _created_txids(result: object) -> list[str]:
+    """The order ids a write's result names: AddOrder's and EditOrder's `txid` (a list or one id),
+    AddOrderBatch's `orders[*].txid`."""
+    if not isinstance(result, dict):
+        return []
+    found: list[str] = []
+    txid = result.get("txid")
+    if isinstance(txid, str):
+        found.append(txid)
+    elif isinstance(txid, list):
+        found.extend(t for t in txid if isinstance(t, str))
+    orders = result.get("orders")
+    if isinstance(orders, list):
+        for entry in orders:
+            if isinstance(entry, dict) and isinstance(entry.get("txid"), str):
+                found.append(entry["txid"])
+    return found
+
+
+def _late_visibility(context: SimContext, admission: Admission, envelope: dict[str, Any]) -> None:
+    """Hide the orders a `late_visibility` write created; leave hidden orders out of the order
+    lists (ClosedOrders' `count` goes down by the ones left out of the page)."""
+    fault, now = admission.fault, context.clock.time()
+    if envelope["error"]:
+        return
+    if fault is not None and fault.kind is FaultKind.LATE_VISIBILITY:
+        context.faults.hide(_created_txids(envelope.get("result")), now + fault.delay_s)
+        return
+    key = _ORDER_LISTS.get(admission.method)
+    if key is None or admission.section != "private":
+        return
+    hidden = context.faults.hidden(now)
+    result = envelope.get("result")
+    orders = result.get(key) if key and isinstance(result, dict) else result
+    if not hidden or not isinstance(orders, dict):
+        return
+    left_out = [txid for txid in orders if txid in hidden]
+    for txid in left_out:
+        del orders[txid]
+    if isinstance(result, dict) and isinstance(result.get("count"), int):
+        result["count"] -= len(left_out)
 
 
 def _with_reply_fault(admission: Admission, envelope: dict[str, Any]) -> ApiReply:

@@ -35,7 +35,7 @@ from aiohttp import WSMsgType, web
 
 from kraken_sim.context import CONTEXT, SimContext
 from kraken_sim.matching import OrderEvent
-from kraken_sim.orders import OrderType, SimOrder, Trade
+from kraken_sim.orders import OrderType, SimOrder, Status, Trade
 
 log = structlog.get_logger("kraken_sim.ws")
 
@@ -121,6 +121,12 @@ def order_item(order: SimOrder, exec_type: str, when: float) -> dict[str, Any]:
     return item
 
 
+def _complete(order: SimOrder) -> bool:
+    if order.viqc:  # volume in quote units: complete once the engine has closed it
+        return order.status is Status.CLOSED
+    return order.vol_exec >= order.volume
+
+
 def trade_item(order: SimOrder, trade: Trade, when: float) -> dict[str, Any]:
     item = _ids(order)
     fee_asset = order.pair.base if trade.fee_in_base else order.pair.quote
@@ -135,11 +141,13 @@ def trade_item(order: SimOrder, trade: Trade, when: float) -> dict[str, Any]:
         last_price=_num(trade.price),
         liquidity_ind="m" if trade.maker else "t",
         cost=_num(trade.cost),
-        # Whole fills only: the trade completes the order.
-        order_status="filled",
-        cum_qty=_num(trade.vol),
-        cum_cost=_num(trade.cost),
-        avg_price=_num(trade.price),
+        # The order's totals so far (it is updated before observers hear of the trade). Kraken
+        # may say partially_filled even on the trade that completes an order; a `filled` update
+        # follows either way.
+        order_status="filled" if _complete(order) else "partially_filled",
+        cum_qty=_num(order.vol_exec),
+        cum_cost=_num(order.cost),
+        avg_price=_num(order.avg_price or trade.price),
         fees=[{"asset": v2_asset(fee_asset.altname), "qty": _num(trade.fee)}],
         timestamp=rfc3339(when),
     )

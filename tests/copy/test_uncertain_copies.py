@@ -87,6 +87,12 @@ class LaggingBroker:
     def settle(self, seconds: float) -> None:
         self.broker.settle(seconds)
 
+    def cooldown_remaining_s(self) -> float:
+        return self.broker.cooldown_remaining_s()
+
+    def cooldown_reason(self) -> str:
+        return self.broker.cooldown_reason()
+
 
 @pytest.fixture(name="user")
 def _user() -> SimAccount:

@@ -74,6 +74,12 @@ class BuggyBroker:
     def settle(self, seconds: float) -> None:
         self.broker.settle(seconds)
 
+    def cooldown_remaining_s(self) -> float:
+        return self.broker.cooldown_remaining_s()
+
+    def cooldown_reason(self) -> str:
+        return self.broker.cooldown_reason()
+
 
 def events(
     logs: Sequence[Mapping[str, Any]], name: str, **fields: object
@@ -390,6 +396,9 @@ def test_copies_sized_together_in_a_batch_have_the_rules_volumes(tmp_path: Path)
     with copy_world(tmp_path, USERS, balances=balances, sizing=sizing) as world:
         first = world.add_master(volume="0.2", price="50000", master_equity="100000")
         world.wait_done(first)
+        # The lanes end once they have re-read the balances the first copies made stale: only
+        # then are the caches fresh for a batch (on a busy machine that takes a moment).
+        wait_until(lambda: world.copier.in_flight() == 0, "lanes idle with fresh balances")
         with capture_logs() as logs:
             second = world.add_master(volume="0.3", price="50001", master_equity="100000")
             world.wait_done(second)

@@ -26,6 +26,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import krakenex
+
 from copytrader.copying.accounts import (
     CopierSettings,
     CopyBroker,
@@ -38,9 +40,11 @@ from copytrader.copying.lanes import Copier
 from copytrader.domain import OrderStatus, OrderType, Side, SizingMode, TimeInForce
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.kraken.models import Order
+from copytrader.kraken.retry import COOLDOWN_S
 from copytrader.ledger import CopyRecord, CopyState, Decision, Ledger, MasterOrderRecord
 from kraken_sim.inprocess import InProcessExchange
-from tests.broker.conftest import SimAccount
+from tests.broker.conftest import ALL_PERMISSIONS, SimAccount
+from tests.simproc import new_secret
 
 # Each world's exchange has an address of its own: the brokers' pair cache is per address.
 _worlds = itertools.count(1)
@@ -124,7 +128,8 @@ class CopyWorld:
             busy = [
                 c
                 for c in copies
-                if c.state in (CopyState.PLANNED, CopyState.SUBMITTING) or c.cancel_requested
+                if c.state in (CopyState.PLANNED, CopyState.SUBMITTING)
+                or (c.cancel_requested and c.state is CopyState.PLACED)  # a cancel still to do
             ]
             return None if busy else copies
 
@@ -155,6 +160,26 @@ class CopyWorld:
             if self.ledger.copy(master.txid, user).cl_ord_id in self.orders(user)
         }
 
+    def lock_out(self, user: str) -> None:
+        """Have the exchange lock the user's key out, as Kraken does after repeated failed
+        calls: requests signed with a wrong secret under that key until it answers
+        `EGeneral:Temporary lockout` (the user's broker learns it at its next private call)."""
+        impostor = krakenex.API(self.accounts[user].key, new_secret())
+        impostor.uri = "http://lockout.test"
+        impostor.session = self.exchange.session(impostor.uri)
+        for _ in range(20):
+            errors = impostor.query_private("Balance", timeout=5).get("error", [])
+            if "EGeneral:Temporary lockout" in errors:
+                impostor.close()
+                return
+        impostor.close()
+        raise AssertionError(f"the exchange did not lock {user}'s key out")
+
+    def cancel_master(self, master: MasterOrderRecord) -> None:
+        """The master order is cancelled, as the feed records it; kicks the copier."""
+        self.ledger.record_master_update(master.txid, OrderStatus.CANCELLED, Decimal(0))
+        self.copier.kick()
+
 
 def simulator_toml(accounts: Sequence[SimAccount]) -> str:
     lines: list[str] = []
@@ -165,12 +190,17 @@ def simulator_toml(accounts: Sequence[SimAccount]) -> str:
 
 
 def make_broker(
-    exchange: InProcessExchange, account: SimAccount, data_dir: Path, url: str
+    exchange: InProcessExchange,
+    account: SimAccount,
+    data_dir: Path,
+    url: str,
+    *,
+    cooldown_s: float = COOLDOWN_S,
 ) -> KrakenBroker:
     return KrakenBroker(
         account.account_id, account.credentials, api_url=url, data_dir=data_dir,
         timeout_s=5.0, retry_waits=False, client_rate_limit=False,
-        transport=exchange.adapter(),
+        transport=exchange.adapter(), cooldown_s=cooldown_s,
     )  # fmt: skip
 
 
@@ -186,15 +216,21 @@ def copy_world(
     wrap: Callable[[str, KrakenBroker], CopyBroker] | None = None,
     sizing: Mapping[str, UserSizing] | None = None,
     ledger: Ledger | None = None,
+    cooldown_s: float = COOLDOWN_S,
+    permissions: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Iterator[CopyWorld]:
     """Users on one in-process exchange, each with its own key and broker, and a Copier for
     them; `wrap(user, broker)` may put something around a user's broker (a fault of one user).
+    `cooldown_s`: how long a user's broker rests after a lockout or a bad key (Kraken's
+    minutes by default; short for the tests of a resting account). `permissions`: a user's
+    key permissions on the exchange (default: all).
     On exit the copier is stopped (its lanes must finish within 10 s) and the ledger closed."""
     accounts = {
         user: SimAccount(
             name=user,
             account_id=f"USER:{user}",
             balances=(balances or {}).get(user, DEFAULT_BALANCES),
+            permissions=(permissions or {}).get(user, ALL_PERMISSIONS),
         )
         for user in users
     }
@@ -206,7 +242,8 @@ def copy_world(
     data_dir.mkdir(exist_ok=True)
     url = f"http://copy-world-{next(_worlds)}.test"
     brokers = {
-        user: make_broker(exchange, account, data_dir, url) for user, account in accounts.items()
+        user: make_broker(exchange, account, data_dir, url, cooldown_s=cooldown_s)
+        for user, account in accounts.items()
     }
     ledger = ledger or Ledger.in_data_dir(data_dir)
     stop = threading.Event()

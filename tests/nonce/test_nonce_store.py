@@ -318,14 +318,14 @@ def test_any_file_content_never_crashes(tmp_path: Path, main: bytes, ceiling: by
 def test_master_migrates_the_legacy_shared_file(tmp_path: Path) -> None:
     """A first-start MASTER continues above data/kraken_nonce.txt; other accounts do not use it."""
     clock = SteppingClock(1_700_000_000_000)
-    (tmp_path / LEGACY_FILE_NAME).write_text("1750000000000\n")
+    (tmp_path / LEGACY_FILE_NAME).write_text("1700003600000\n")  # an hour ahead, as a busy key gets
     with capture_logs() as logs:
         master_first = take(NonceStore("MASTER", tmp_path, clock_ms=clock))
     user_first = take(NonceStore("USER:ann", tmp_path, clock_ms=clock))
-    assert master_first == [1_750_000_000_001]
+    assert master_first == [1_700_003_600_001]
     assert user_first == [1_700_000_000_000]
     assert [e["event"] for e in logs] == ["nonce.migrated"]
-    assert (tmp_path / "kraken_nonce_master.txt").read_text().strip() == "1750000000001"
+    assert (tmp_path / "kraken_nonce_master.txt").read_text().strip() == "1700003600001"
 
 
 def test_legacy_file_is_ignored_once_master_has_its_own(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kraken_sim.accounts import (
-    PERMISSIONS,
+    DEFAULT_PERMISSIONS,
     AccountsFileError,
     load_accounts_file,
     parse_accounts,
@@ -64,7 +64,7 @@ def test_full_file_is_read_with_defaults() -> None:
     assert (own.key, own.nonce_window, own.permissions) == (
         "master-key",
         5000,
-        frozenset(PERMISSIONS),
+        frozenset(DEFAULT_PERMISSIONS),
     )
     assert (trader.key, trader.nonce_window) == ("master-trader", 7)
     assert trader.permissions == {"query_funds", "create_orders"}

@@ -95,6 +95,14 @@ def _duplicate_cl_ord_id(sim: SimProcess, keys: SimAccounts) -> list[str]:
     return found
 
 
+def _post_only_amend(sim: SimProcess, keys: SimAccounts) -> list[str]:
+    misc = client(sim, keys.misc)
+    txid = misc.call("AddOrder", **LIMIT, oflags="post")["result"]["txid"][0]
+    found: list[str] = misc.call("AmendOrder", txid=txid, limit_price="1000000")["error"]
+    assert misc.call("CancelOrder", txid=txid)["result"] == {"count": 1}
+    return found
+
+
 def _lockout(sim: SimProcess, keys: SimAccounts) -> list[str]:
     forged = RawClient(sim.url, keys.locky.key, keys.misc.secret)
     for _ in range(5):
@@ -109,6 +117,16 @@ def _bad_request(sim: SimProcess, keys: SimAccounts) -> list[str]:
     )
     found: list[str] = reply.json()["error"]
     return found
+
+
+def _price_off_tick(sim: SimProcess, keys: SimAccounts) -> list[str]:
+    """Kraken's AddOrder names the decimals (errors.price_precision); the simulator's own price
+    control still answers with the tick-size check."""
+    reply = requests.post(
+        f"{sim.url}/sim/price", json={"pair": "XBTUSD", "price": "50000.01"}, timeout=TIMEOUT_S
+    )
+    assert reply.status_code == 400
+    return [reply.json()["error"]]
 
 
 TRIGGERS: dict[str, Trigger] = {
@@ -133,7 +151,8 @@ TRIGGERS: dict[str, Trigger] = {
     "INSUFFICIENT_FUNDS": _poor_order(volume="0.01"),
     "ORDER_MINIMUM": _poor_order(volume="0.00001"),
     "COST_MINIMUM": _poor_order(volume="0.00005", price="100"),
-    "TICK_SIZE": _poor_order(price="50000.01"),
+    "TICK_SIZE": _price_off_tick,
+    "DEADLINE_ELAPSED": _poor_order(deadline="2000-01-01T00:00:00Z"),
     "INVALID_PRICE": _poor_order(price="0"),
     "INVALID_ORDER": _poor_order(ordertype="iceberg"),
     "UNKNOWN_ORDER": lambda sim, keys: client(sim, keys.misc).call(
@@ -142,6 +161,7 @@ TRIGGERS: dict[str, Trigger] = {
     "ORDER_RATE_LIMIT": _order_rate_limit,
     "ORDERS_LIMIT": _orders_limit,
     "DUPLICATE_CL_ORD_ID": _duplicate_cl_ord_id,
+    "POST_ONLY_REJECTED": _post_only_amend,
 }
 
 ALL_CONSTANTS = sorted(

@@ -305,3 +305,32 @@ def test_expiry_is_pushed_without_a_request(ws_sim: SimProcess) -> None:
         assert expired["order_id"] == gtd
 
     _run(ws_sim, body)
+
+
+def test_a_partial_fill_is_partially_filled_with_the_orders_totals() -> None:
+    """With books, a resting buy filled in two parts by outside trades: the first trade item
+    says partially_filled with the order's totals so far, the second completes it (filled,
+    cumulative quantity and cost of both trades), then a `filled` update follows."""
+    with running_sim(ACCOUNTS + "\n[books]\n", "--seed", "12") as sim:
+        token = _token(sim)
+
+        async def body(feed: Feed) -> None:
+            await feed.subscribe(token, snap_orders=False)
+            txid = await _add(sim, TRADER, type="buy", volume="0.3", price="59000")
+            await feed.updates(2)  # pending_new, new
+            trade = {"pair": "XBTUSD", "side": "sell", "price": "59000", "volume": "0.1"}
+            await _in_thread(lambda: sim.control("trade", trade))
+            (first,) = await feed.updates(1)
+            assert (first["exec_type"], first["order_status"]) == ("trade", "partially_filled")
+            assert first["order_id"] == txid
+            assert (first["last_qty"], first["cum_qty"]) == (Decimal("0.1"), Decimal("0.1"))
+            assert first["cum_cost"] == Decimal("5900")
+            await _in_thread(lambda: sim.control("trade", trade | {"volume": "0.5"}))
+            second, filled = await feed.updates(2)
+            assert (second["exec_type"], second["order_status"]) == ("trade", "filled")
+            assert (second["last_qty"], second["cum_qty"]) == (Decimal("0.2"), Decimal("0.3"))
+            assert second["cum_cost"] == Decimal("17700")
+            assert second["avg_price"] == Decimal("59000")
+            assert (filled["exec_type"], filled["cum_qty"]) == ("filled", Decimal("0.3"))
+
+        _run(sim, body)

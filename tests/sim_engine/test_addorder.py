@@ -15,9 +15,9 @@ from kraken_sim.errors import (
     INVALID_ORDER,
     INVALID_PRICE,
     ORDER_MINIMUM,
-    TICK_SIZE,
     UNKNOWN_ASSET_PAIR,
     invalid_arguments,
+    price_precision,
 )
 from tests.sim_engine.conftest import Clock, add, error_of, order
 
@@ -57,15 +57,18 @@ def _with(**changes: Any) -> dict[str, Any]:
         (_with(price="+100"), invalid_arguments("price")),
         (_with(price="1e5"), invalid_arguments("price")),
         (_with(price="0"), INVALID_PRICE),
-        (_with(price="50000.05"), TICK_SIZE),
+        (_with(price="50000.05"), price_precision("XXBTZUSD", 1)),
         (_with(ordertype="stop-loss-limit", price="70000"), invalid_arguments("price2")),
-        (_with(ordertype="stop-loss-limit", price="70000", price2="70000.01"), TICK_SIZE),
+        (
+            _with(ordertype="stop-loss-limit", price="70000", price2="70000.01"),
+            price_precision("XXBTZUSD", 1),
+        ),
         (_with(oflags="post,bogus"), invalid_arguments("oflags")),
         (_with(oflags="fcib,fciq"), invalid_arguments("oflags")),
         (_with(oflags="post", ordertype="market"), invalid_arguments("oflags")),
         (_with(oflags="viqc"), invalid_arguments("viqc")),
         (_with(oflags="viqc", ordertype="market", type="sell"), invalid_arguments("viqc")),
-        (_with(timeinforce="FOK"), invalid_arguments("timeinforce")),
+        (_with(timeinforce="FOKX"), invalid_arguments("timeinforce")),
         (_with(timeinforce="GTD"), invalid_arguments("expiretm")),
         (_with(expiretm="1000"), invalid_arguments("expiretm")),
         (_with(expiretm="soon"), invalid_arguments("expiretm")),

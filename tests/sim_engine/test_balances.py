@@ -21,9 +21,9 @@ def test_altname_balances_are_stored_under_ids(clock: Clock) -> None:
     """An accounts file saying USD/XBT is read as ZUSD/XXBT; unknown assets are kept as given."""
     engine = Engine(seed=1, clock=clock)
     engine.add_account("c", balances={"USD": Decimal("5"), "XBT": Decimal("1"),
-                                      "DOT": Decimal("2.5")}, tier="pro")  # fmt: skip
+                                      "KSM": Decimal("2.5")}, tier="pro")  # fmt: skip
     assert engine.private("c", "Balance", {}) == {
-        "ZUSD": "5.0000", "XXBT": "1.0000000000", "DOT": "2.5",
+        "ZUSD": "5.0000", "XXBT": "1.0000000000", "KSM": "2.5",
     }  # fmt: skip
 
 

@@ -50,6 +50,12 @@ def _duplicate(clock: Clock) -> None:
     add(engine, "a", **LIMIT, cl_ord_id="dup")
 
 
+def _post_only_amend(clock: Clock) -> None:
+    engine = _engine(clock)
+    txid = add(engine, "a", **LIMIT, oflags="post")
+    engine.private("a", "AmendOrder", {"txid": txid, "limit_price": "61000"})
+
+
 def _order(**changes: Any) -> Callable[[Clock], Any]:
     return lambda clock: add(_engine(clock, usd="100"), "a", **{**LIMIT, **changes})
 
@@ -62,7 +68,8 @@ TRIGGERS: dict[str, Callable[[Clock], Any]] = {
     errors.INSUFFICIENT_FUNDS: _order(volume="1"),
     errors.ORDER_MINIMUM: _order(volume="0.00001"),
     errors.COST_MINIMUM: _order(volume="0.00005", price="100"),
-    errors.TICK_SIZE: _order(price="50000.01"),
+    errors.TICK_SIZE: lambda clock: _engine(clock).set_price("XBTUSD", "50000.01"),
+    errors.DEADLINE_ELAPSED: _order(deadline="2000-01-01T00:00:00Z"),
     errors.INVALID_PRICE: _order(price="0"),
     errors.INVALID_ORDER: _order(ordertype="iceberg"),
     errors.UNKNOWN_ORDER: lambda clock: _engine(clock).private(
@@ -71,6 +78,7 @@ TRIGGERS: dict[str, Callable[[Clock], Any]] = {
     errors.ORDER_RATE_LIMIT: _rate_limit,
     errors.ORDERS_LIMIT: _orders_limit,
     errors.DUPLICATE_CL_ORD_ID: _duplicate,
+    errors.POST_ONLY_REJECTED: _post_only_amend,
 }
 
 

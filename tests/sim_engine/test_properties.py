@@ -1,4 +1,6 @@
-"""Property test: random orders, cancels, price moves and waits keep the money honest.
+"""Property test: random orders, cancels, price moves, trades through resting orders and waits
+keep the money honest, with a flat market or with books (market orders walking thin books,
+resting orders filling partly).
 
 After every step: per asset, the accounts plus the house (every fill's counterparty) plus the
 fees collected add up to what the accounts started with; no balance and no available amount is
@@ -18,8 +20,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kraken_sim.books import BookSettings, PairBook
 from kraken_sim.engine import Engine
 from kraken_sim.errors import SimError
+from kraken_sim.markets import PAIRS
 from tests.sim_engine.conftest import Clock
 
 ACCOUNTS = {
@@ -71,6 +75,27 @@ class Cross:
 
 
 @dataclass(frozen=True)
+class Rest:
+    """A limit order placed away from the market, so that it rests (buys below, sells above)."""
+
+    account: str
+    pair: str
+    side: str
+    lots: int
+    offset: int  # per mille away from the price
+
+
+@dataclass(frozen=True)
+class TradeThrough:
+    """An outside taker trades part (or more than all) of some open order's remaining volume
+    through a price at or beyond its limit."""
+
+    pick: int
+    per_mille: int
+    percent: int
+
+
+@dataclass(frozen=True)
 class Wait:
     seconds: int
 
@@ -101,9 +126,25 @@ cancels = st.builds(
 moves = st.builds(Move, pair=pairs, per_mille=st.integers(-80, 80))
 crosses = st.builds(Cross, pick=st.integers(0, 50), per_mille=st.integers(0, 30))
 waits = st.builds(Wait, seconds=st.integers(1, 120))
+throughs = st.builds(
+    TradeThrough, pick=st.integers(0, 50), per_mille=st.integers(0, 20),
+    percent=st.integers(1, 150),
+)  # fmt: skip
+rests = st.builds(
+    Rest, account=accounts, pair=pairs, side=st.sampled_from(["buy", "sell"]),
+    lots=st.integers(1, 100), offset=st.integers(1, 30),
+)  # fmt: skip
 steps = st.lists(
-    st.one_of(adds, adds, adds, cancels, moves, crosses, crosses, waits), min_size=5, max_size=40
+    st.one_of(adds, adds, adds, rests, rests, cancels, moves, crosses, throughs, throughs, waits),
+    min_size=5,
+    max_size=40,
 )
+# Thin books (six levels of 50 x ordermin), so that walks cross levels and sometimes run dry.
+THIN_BOOKS = BookSettings(
+    enabled=True,
+    pairs={pair.id: PairBook(levels=6, level_volume=pair.ordermin * 50, refill_seconds=60.0)
+           for pair in PAIRS.values()},
+)  # fmt: skip
 
 
 class Model:
@@ -128,7 +169,7 @@ class Model:
             descr = order["descr"]
             info = self.by_altname[descr["pair"]]
             taker = Decimal(str(info["fees"][0][1])) / 100
-            volume = Decimal(order["vol"])
+            volume = Decimal(order["vol"]) - Decimal(order["vol_exec"])
             limit_after = descr["ordertype"].endswith("-limit")
             price = Decimal(descr["price2"] if limit_after else descr["price"])
             in_base = "fcib" in order["oflags"].split(",")
@@ -176,6 +217,10 @@ def _add_params(engine: Engine, step: Add, model: Model) -> dict[str, Any]:
 def _apply(engine: Engine, clock: Clock, step: object, model: Model) -> None:
     refusal = None
     try:
+        if isinstance(step, Rest):
+            offset = -step.offset if step.side == "buy" else step.offset
+            step = Add(step.account, step.pair, step.side, "limit", step.lots, 0, offset, 0, "",
+                       "GTC", 0)  # fmt: skip
         if isinstance(step, Add):
             engine.private(step.account, "AddOrder", _add_params(engine, step, model))
         elif isinstance(step, Cancel):
@@ -185,6 +230,8 @@ def _apply(engine: Engine, clock: Clock, step: object, model: Model) -> None:
             _move(engine, model, step.pair, last * (1000 + step.per_mille) / 1000)
         elif isinstance(step, Cross):
             _cross(engine, model, step)
+        elif isinstance(step, TradeThrough):
+            _trade_through(engine, model, step)
         elif isinstance(step, Wait):
             clock.advance(step.seconds)
     except SimError as refused:  # refusals are fine; any other exception fails the test
@@ -197,20 +244,47 @@ def _move(engine: Engine, model: Model, pair: str, price: Decimal) -> None:
     engine.set_price(pair, max(tick, (price / tick).to_integral_value() * tick))
 
 
-def _cross(engine: Engine, model: Model, step: Cross) -> None:
-    candidates = sorted(
+def _open_orders(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
+    return sorted(
         (txid, order)
         for account in ACCOUNTS
         for txid, order in engine.private(account, "OpenOrders", {})["open"].items()
     )
+
+
+def _triggered(order: Mapping[str, Any]) -> bool:
+    return bool({"stopped", "touched"} & set(order["misc"].split(",")))
+
+
+def _trade_through(engine: Engine, model: Model, step: TradeThrough) -> None:
+    resting = [(txid, order) for txid, order in _open_orders(engine)
+               if order["descr"]["ordertype"] == "limit" or _triggered(order)]  # fmt: skip
+    if not resting:
+        return
+    _, order = resting[step.pick % len(resting)]
+    descr = order["descr"]
+    info = model.by_altname[descr["pair"]]
+    limit = Decimal(descr["price2"] if _triggered(order) else descr["price"])
+    tick = Decimal(info["tick_size"])
+    buy = descr["type"] == "buy"
+    moved = limit * (1000 - step.per_mille if buy else 1000 + step.per_mille) / 1000
+    price = max(tick, (moved / tick).to_integral_value() * tick)
+    left = Decimal(order["vol"]) - Decimal(order["vol_exec"])
+    lot = Decimal(1).scaleb(-info["lot_decimals"])
+    volume = max(lot, (left * step.percent / 100).quantize(lot))
+    engine.trade(info["id"], "sell" if buy else "buy", price, volume)
+
+
+def _cross(engine: Engine, model: Model, step: Cross) -> None:
+    candidates = _open_orders(engine)
     if not candidates:
         return
     _, order = candidates[step.pick % len(candidates)]
     descr = order["descr"]
     buy = descr["type"] == "buy"
     kind = descr["ordertype"]
-    if kind == "limit" or order["misc"]:  # resting at its limit: buys fill on a fall
-        level, up = Decimal(descr["price2"] if order["misc"] else descr["price"]), not buy
+    if kind == "limit" or _triggered(order):  # resting at its limit: buys fill on a fall
+        level, up = Decimal(descr["price2"] if _triggered(order) else descr["price"]), not buy
     else:  # waiting for its trigger: stop-loss buys fire on a rise, take-profit buys on a fall
         level, up = Decimal(descr["price"]), buy == kind.startswith("stop-loss")
     factor = 1000 + step.per_mille if up else 1000 - step.per_mille
@@ -284,11 +358,11 @@ def _check_trades_explain_balances(engine: Engine, model: Model) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=steps, seed=st.integers(0, 2**16))
-def test_money_stays_honest(steps: list[object], seed: int) -> None:
+@given(steps=steps, seed=st.integers(0, 2**16), books=st.booleans())
+def test_money_stays_honest(steps: list[object], seed: int, books: bool) -> None:
     """No asset is created or destroyed but by fees; holds match open orders; nothing negative."""
     clock = Clock()
-    engine = Engine(seed=seed, clock=clock)
+    engine = Engine(seed=seed, clock=clock, books=THIN_BOOKS if books else None)
     initial: dict[str, Decimal] = {}
     for account, balances in ACCOUNTS.items():
         amounts = {asset: Decimal(amount) for asset, amount in balances.items()}

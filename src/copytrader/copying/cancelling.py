@@ -2,14 +2,16 @@
 when there is nothing to cancel, the copy is looked up and left `placed` if it had filled.
 
 A transient failure is tried again, counted; when the attempts are spent, or on any other
-error, the cancel is given up loudly (`copy.cancel_failed`) and the copy stays `placed`."""
+error, the cancel is given up loudly (`copy.cancel_failed`) and the copy stays `placed`. While
+the user's account rests (see `resting`) the cancel waits for it, uncounted."""
 
 from __future__ import annotations
 
 from copytrader.copying.accounts import UserAccount
 from copytrader.copying.outcomes import CopyOutcomes
+from copytrader.copying.resting import rest_of
 from copytrader.domain import OrderStatus
-from copytrader.errors import OrderRejectedError, TransientError
+from copytrader.errors import AccountUnusableError, OrderRejectedError, TransientError
 from copytrader.ledger import CopyRecord, CopyState, Ledger, MasterOrderRecord
 from copytrader.logs import get_logger
 
@@ -24,6 +26,8 @@ class CopyCanceller:
         self._outcomes = outcomes
 
     def cancel(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
+        if self._waits_for_rest(account, master, copy):
+            return
         try:
             if copy.txid is None:  # known to exist by its cl_ord_id only (a duplicate reply)
                 count = account.broker.cancel_order(cl_ord_id=copy.cl_ord_id)
@@ -34,12 +38,20 @@ class CopyCanceller:
         except TransientError as error:  # the lane tries again (counted)
             self._outcomes.retry_or_give_up(master, copy, error, state=CopyState.PLACED)
             return
+        except AccountUnusableError:
+            if self._waits_for_rest(account, master, copy):
+                return
+            raise  # not resting (a missing permission): the lane gives the cancel up
         if count == 0:
             try:
                 found = account.broker.find_order_by_cl_ord_id(copy.cl_ord_id)
             except TransientError as error:
                 self._outcomes.retry_or_give_up(master, copy, error, state=CopyState.PLACED)
                 return
+            except AccountUnusableError:
+                if self._waits_for_rest(account, master, copy):
+                    return
+                raise
             if found is not None and found.status is OrderStatus.CLOSED:
                 self._ledger.clear_cancel_request(
                     master.txid, copy.user_id, reason="copy had already filled; nothing to cancel"
@@ -53,3 +65,15 @@ class CopyCanceller:
                 )
                 return
         self._outcomes.cancelled(master, copy)
+
+    def _waits_for_rest(
+        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
+    ) -> bool:
+        """True (and the cancel put off until the rest ends, uncounted) if the account rests."""
+        rest = rest_of(account)
+        if rest is None:
+            return False
+        self._outcomes.wait_for_rest(
+            master, copy, state=CopyState.PLACED, rest_s=rest.remaining_s, why=rest.reason
+        )
+        return True

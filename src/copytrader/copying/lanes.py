@@ -20,6 +20,10 @@ Every outcome is one log event (`copy.placed`, `copy.skipped`, `copy.failed`, `c
 ...) with the latency from the master order's open time, and once all copies of a master order
 are done, one `copy.summary`.
 
+While a user's account rests (a lockout or a bad key: see `resting`), that user's copies wait
+for it, uncounted, in their order; the lane says so once per rest (`copy.account_resting`) and once
+when the rest is over (`copy.account_rest_over`). Other users' lanes go on.
+
 No copy holds its user's lane longer than its own attempts allow: transient errors are tried
 again a bounded, counted number of times (`outcomes`), and any other error ends that one copy
 (`InFlightResolver.after_unexpected_error`), so the user's next copies go on. A full data disk
@@ -49,6 +53,7 @@ from copytrader.copying.kill_switch import KillSwitch
 from copytrader.copying.outcomes import CopyOutcomes
 from copytrader.copying.placing import CopyPlacer
 from copytrader.copying.resolving import InFlightResolver
+from copytrader.copying.resting import Rest, rest_of
 from copytrader.copying.snapshots import AccountSnapshots
 from copytrader.errors import DiskFullError
 from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
@@ -110,6 +115,7 @@ class Copier:
         self._dirty: set[str] = set()  # users with work added since their lane last looked
         self._waiting: set[str] = set()  # running lanes idle, waiting to refresh balances
         self._wakeups: dict[str, threading.Event] = {u: threading.Event() for u in self._users}
+        self._resting: set[str] = set()  # users whose account was last seen resting (lanes)
         # Copies the batch (batch.py) sized and wrote `submitting`, for their lanes to send.
         self._ready: dict[str, ReadyCopy] = {}
         workers = max(1, min(len(self._users), MAX_POOL_THREADS))
@@ -221,6 +227,13 @@ class Copier:
                             self._release_if_quiet()
                             return
                     continue
+                rest = self._note_rest(user_id, len(work))
+                if rest is not None:
+                    # Nothing of this user's can be asked or sent: wait for the account, in
+                    # memory (a restart's new broker has no rest). A kick or the stop ends
+                    # the wait early; other users' lanes are unaffected.
+                    wakeup.wait(min(rest.remaining_s, 1.0))
+                    continue
                 copy = work[0]
                 wait_s = (copy.next_attempt_at or 0.0) - self._clock()
                 if wait_s > 0:
@@ -238,6 +251,54 @@ class Copier:
         with self._lock:
             self._running.discard(user_id)
             self._release_if_quiet()
+
+    def _note_rest(self, user_id: str, pending: int) -> Rest | None:
+        """The user's account's rest, if any; one event when it is found resting with copies to
+        do, and one when the rest is over (its waiting copies then go on, each through its
+        gates)."""
+        rest = rest_of(self._users[user_id])
+        with self._lock:
+            was_resting = user_id in self._resting
+            if (rest is not None) == was_resting:
+                return rest
+            if rest is None:
+                self._resting.discard(user_id)
+            else:
+                self._resting.add(user_id)
+        if rest is not None:
+            log.warning(
+                "copy.account_resting",
+                message=(
+                    f"{user_id}'s account is resting {rest.remaining_s:.0f} s more"
+                    f" ({rest.reason or 'no private calls for now'}): its {pending} pending"
+                    " copies wait, then go out if their master orders still allow it; other"
+                    " users are not held up"
+                ),
+                user=user_id,
+                rest_s=round(rest.remaining_s, 3),
+                reason=rest.reason,
+                pending=pending,
+            )
+        else:
+            log.info(
+                "copy.account_rest_over",
+                message=(
+                    f"{user_id}'s account rested long enough: its {pending} pending copies go"
+                    " on (they wait again if Kraken still refuses the key)"
+                ),
+                user=user_id,
+                pending=pending,
+            )
+        return rest
+
+    def resting_users(self) -> dict[str, float]:
+        """The users whose account rests now, with the seconds left (for the heartbeat)."""
+        found: dict[str, float] = {}
+        for user_id, account in self._users.items():
+            rest = rest_of(account)
+            if rest is not None:
+                found[user_id] = round(rest.remaining_s, 1)
+        return found
 
     def _wait_for_quiet(self, user_id: str, wakeup: threading.Event) -> bool:
         """Wait until every running lane is idle like this one (the fan-out is over) or

@@ -8,7 +8,14 @@ failed sizing read, lookup or CancelOrder counts here). When the attempts are sp
 ends: `failed` if nothing can have been sent; for a copy that may be on Kraken (`submitting`),
 `failed` with `outcome_unknown` in its event and "outcome unknown" in its ledger error, so the
 operator knows to look its `cl_ord_id` up; a cancel that cannot be done leaves the copy
-`placed`, its cancel request dropped, with a `copy.cancel_failed` error event."""
+`placed`, its cancel request dropped, with a `copy.cancel_failed` error event.
+
+A user's account that rests (the broker sends no private call for a while after a lockout, a
+bad key or signature: `KrakenBroker.cooldown_remaining_s`) is not the copy's failure: the copy
+waits, in the state it is in and without being charged an attempt, until the rest ends
+(`wait_for_rest`, one `copy.waiting` event). Then it goes through its gates again: a copy of a
+master order that still stands goes out, one of a filled market order only within
+`max_signal_age_seconds`, and a copy that may be on Kraken is looked up by its cl_ord_id first."""
 
 from __future__ import annotations
 
@@ -110,6 +117,49 @@ class CopyOutcomes:
             error=text,
             attempt=attempts,
             max_attempts=self._settings.max_attempts,
+        )
+
+    def wait_for_rest(
+        self,
+        master: MasterOrderRecord,
+        copy: CopyRecord,
+        *,
+        state: CopyState,
+        rest_s: float,
+        why: str,
+    ) -> None:
+        """The user's account rests for `rest_s` more seconds (`why`: what started the rest):
+        the copy keeps its state, uncounted, with the reason in the ledger, and its lane waits
+        until the rest is over (the rest lives in the broker, not in the ledger: after a
+        restart the copy goes on at once). `submitting` stays so: its next step looks the
+        cl_ord_id up on Kraken before anything is sent again."""
+        wait_s = max(rest_s, 0.0)
+        error = f"account resting: {why}" if why else "account resting"
+        try:
+            self._ledger.schedule_retry(
+                master.txid, copy.user_id, next_attempt_at=self._clock(), error=error,
+                state=state, count_attempt=False,
+            )  # fmt: skip
+        except LedgerError:
+            return  # the master's cancel moved it on meanwhile: the lane reads it again
+        step = {
+            CopyState.PLANNED: "it is sent",
+            CopyState.SUBMITTING: "it is looked up on Kraken and, if not there, sent",
+            CopyState.PLACED: "it is cancelled",
+        }.get(state, "it goes on")
+        log.info(
+            "copy.waiting",
+            message=(
+                f"copy of {master.txid} for {copy.user_id} waits {wait_s:.0f} s: the account"
+                f" is resting ({why or 'no private calls for now'}); then {step} if the master"
+                " order's rules still allow it"
+            ),
+            master_txid=master.txid,
+            user=copy.user_id,
+            cl_ord_id=copy.cl_ord_id,
+            state=state.value,
+            wait_s=round(wait_s, 3),
+            reason=why,
         )
 
     def fail_outcome_unknown(

@@ -1,9 +1,11 @@
 """Placing one planned copy: a lookup if an earlier run may have sent it, the gates, sizing,
 `submitting` written, then AddOrder and its outcome.
 
-Errors: a transient one (`TransientError`) is tried again, counted (see `outcomes`); Kraken's
-refusal of the order or the account ends the copy `failed`; anything else (a bug, a value that
-cannot be sized) is raised to the copy's lane, which ends that copy (see `Copier._process`)."""
+Errors: a transient one (`TransientError`) is tried again, counted (see `outcomes`); while the
+user's account rests (a lockout, a bad key: see `resting`) the copy waits, uncounted; Kraken's
+refusal of the order or of an account that is not resting ends the copy `failed`; anything else
+(a bug, a value that cannot be sized) is raised to the copy's lane, which ends that copy (see
+`Copier._process`)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from copytrader.copying.exchange_index import EarlierRunOrders
 from copytrader.copying.gates import CopyGates
 from copytrader.copying.order_request import build_request, copy_prices, limit_price_of, pair_rules
 from copytrader.copying.outcomes import CopyOutcomes, error_text
+from copytrader.copying.resting import rest_of
 from copytrader.copying.sizing import SizingRequest, Skipped, size_copy
 from copytrader.copying.snapshots import AccountSnapshots
 from copytrader.domain import Side, SizingMode
@@ -71,7 +74,11 @@ class CopyPlacer:
         """The copy's AddOrder, sized from cached balances, pair and ticker without any call,
         for the copier's batch (Copier.kick); None when anything needs a call, a lookup or an
         outcome the lane must report (a gate, a skip, an error): the lane then does it all."""
-        if self._earlier_run_may_have_sent(master) or self._gates.reason_not_to_send(master):
+        if (
+            self._earlier_run_may_have_sent(master)
+            or self._gates.reason_not_to_send(master)
+            or rest_of(account) is not None  # the lane makes the copy wait for the account
+        ):
             return None
         try:
             sized = self._size(account, master, copy, offline=True)
@@ -123,14 +130,21 @@ class CopyPlacer:
         self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
     ) -> None:
         user_id = account.user_id
-        if self._earlier_run_may_have_sent(master):
+        earlier_run = self._earlier_run_may_have_sent(master)
+        rest = rest_of(account)
+        if rest is not None:  # nothing can be asked or sent now (the lane waits for it too)
+            self._outcomes.wait_for_rest(
+                master, copy, state=CopyState.PLANNED, rest_s=rest.remaining_s, why=rest.reason
+            )
+            return
+        if earlier_run:
             # An earlier run saw this master order, or could have (it is older than this run):
             # it may have sent this copy and lost the record of it (a crash right after
             # AddOrder; a power cut can undo the ledger's last writes).
             try:
                 found = self._earlier_run.find(account, master, copy)
             except AccountUnusableError as error:
-                self._outcomes.fail(master, copy, error_text(error))
+                self._fail_unless_resting(account, master, copy, error, CopyState.PLANNED)
                 return
             except TransientError as error:
                 self._outcomes.retry_or_give_up(master, copy, error, state=CopyState.PLANNED)
@@ -157,7 +171,10 @@ class CopyPlacer:
             return
         try:
             request_or_skip = self._size(account, master, copy)
-        except (AccountUnusableError, OrderRejectedError) as error:  # e.g. unknown pair
+        except AccountUnusableError as error:  # a lockout (the account rests), a bad key
+            self._fail_unless_resting(account, master, copy, error, CopyState.PLANNED)
+            return
+        except OrderRejectedError as error:  # e.g. unknown pair
             self._outcomes.fail(master, copy, error_text(error))
             return
         except TransientError as error:  # a balance or ticker read failed: try again later
@@ -172,6 +189,25 @@ class CopyPlacer:
             price2=request.price2,
         )  # fmt: skip
         self.send(account, master, sub, request, notes)
+
+    def _fail_unless_resting(
+        self,
+        account: UserAccount,
+        master: MasterOrderRecord,
+        copy: CopyRecord,
+        error: AccountUnusableError,
+        state: CopyState,
+    ) -> None:
+        """After Kraken refused the account: wait if it now rests (a lockout, a bad key or
+        signature start a rest), else end the copy `failed` (a missing permission)."""
+        rest = rest_of(account)
+        if rest is None:
+            self._outcomes.fail(master, copy, error_text(error))
+            return
+        self._outcomes.wait_for_rest(
+            master, copy, state=state, rest_s=rest.remaining_s,
+            why=rest.reason or error_text(error),
+        )  # fmt: skip
 
     def _size(
         self,
@@ -295,6 +331,11 @@ class CopyPlacer:
                 # the copy is wrongly given up as "not on Kraken".
                 note = "Kraken reported the cl_ord_id as a duplicate: the order exists, no txid"
                 self._outcomes.placed(master, copy, None, resolved=True, notes=(note,))
+                return
+            if isinstance(error, AccountUnusableError):
+                # A lockout answer is not an order that was placed, but the copy stays
+                # `submitting` while it waits: after the rest it is looked up before any resend.
+                self._fail_unless_resting(account, master, copy, error, CopyState.SUBMITTING)
                 return
             self._outcomes.fail(master, copy, error_text(error))
             return

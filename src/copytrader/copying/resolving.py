@@ -1,6 +1,7 @@
 """Resolving a copy left `submitting` (by a crash, a lost reply, a transient error): Kraken is
 asked for its `cl_ord_id` first; found -> `placed`; not found -> sent again (same cl_ord_id,
-same volume) while the signal still stands and attempts are left, else abandoned.
+same volume) while the signal still stands and attempts are left, else abandoned. While the
+user's account rests (see `resting`) the copy waits, `submitting`, uncounted.
 
 A lookup that fails transiently counts an attempt; once they are spent, the copy ends `failed`
 marked "outcome unknown" (see `outcomes`), never sent again without a lookup. The same holds
@@ -16,8 +17,9 @@ from copytrader.copying.exchange_index import EarlierRunOrders
 from copytrader.copying.gates import CopyGates
 from copytrader.copying.outcomes import CopyOutcomes, error_text
 from copytrader.copying.placing import CopyPlacer
+from copytrader.copying.resting import rest_of
 from copytrader.domain import OrderStatus
-from copytrader.errors import OrderRejectedError, TransientError
+from copytrader.errors import AccountUnusableError, OrderRejectedError, TransientError
 from copytrader.kraken.retry import OUTCOME_SETTLE_S
 from copytrader.ledger import CopyRecord, CopyState, Ledger, MasterOrderRecord
 from copytrader.logs import get_logger
@@ -47,7 +49,10 @@ class InFlightResolver:
         self._clock = clock
 
     def resolve(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
-        """A copy whose AddOrder may or may not have landed: ask Kraken before anything else."""
+        """A copy whose AddOrder may or may not have landed: ask Kraken before anything else.
+        While the account rests nothing can be asked: the copy waits, still `submitting`."""
+        if self._waits_for_rest(account, master, copy):
+            return
         try:
             if copy.written_by_run != self._ledger.run_id:
                 found = self._earlier_run.find(account, master, copy)  # left by a crash
@@ -57,6 +62,10 @@ class InFlightResolver:
         except TransientError as error:  # cannot tell yet: look again later
             self._outcomes.retry_or_give_up(master, copy, error)
             return
+        except AccountUnusableError:
+            if self._waits_for_rest(account, master, copy):
+                return
+            raise  # not resting (a missing permission): the lane ends the copy
         if found is not None:
             self._outcomes.placed(master, copy, found.txid, resolved=True)
             return
@@ -104,6 +113,10 @@ class InFlightResolver:
             except TransientError as error:  # cannot tell yet: try again later
                 self._outcomes.retry_or_give_up(master, copy, error)
                 return True
+            except AccountUnusableError:
+                if self._waits_for_rest(account, master, copy):
+                    return True
+                raise
             self._outcomes.placed(
                 master, copy, None, resolved=True, notes=("found by cancelling it",)
             )
@@ -118,9 +131,25 @@ class InFlightResolver:
         except TransientError as error:  # cannot tell yet: try again later
             self._outcomes.retry_or_give_up(master, copy, error)
             return True
+        except AccountUnusableError:
+            if self._waits_for_rest(account, master, copy):
+                return True
+            raise
         if found is None:
             return False
         self._outcomes.placed(master, copy, found.txid, resolved=True)
+        return True
+
+    def _waits_for_rest(
+        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
+    ) -> bool:
+        """True (and the copy scheduled for the rest's end, uncounted) if the account rests."""
+        rest = rest_of(account)
+        if rest is None:
+            return False
+        self._outcomes.wait_for_rest(
+            master, copy, state=CopyState.SUBMITTING, rest_s=rest.remaining_s, why=rest.reason
+        )
         return True
 
     def _settle(self, account: UserAccount, copy: CopyRecord) -> None:

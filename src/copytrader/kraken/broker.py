@@ -118,9 +118,13 @@ class KrakenBroker:
         nonce_store: NonceStore | None = None,
         stop: threading.Event | None = None,
         transport: BaseAdapter | None = None,
+        cooldown_s: float = COOLDOWN_S,
     ) -> None:
         """`transport`: a requests adapter that answers every call under `api_url` instead of
-        the network (tests, the in-process simulator); it stays the caller's to close."""
+        the network (tests, the in-process simulator); it stays the caller's to close.
+        `cooldown_s`: how long the account rests (no private call) after a lockout, a bad key or
+        signature, or spent nonce jumps; Kraken's own lockout lasts minutes, so production
+        keeps the default, and tests shorten it."""
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive: every call needs a timeout")
         try:
@@ -149,6 +153,9 @@ class KrakenBroker:
         self._pairs = PairCache.for_url(self.api_url)
         self._state_lock = threading.Lock()
         self._nonce_rejections = 0  # in a row, across threads; reset by any accepted call
+        if cooldown_s <= 0:
+            raise ValueError("cooldown_s must be positive: a locked-out key must rest")
+        self.cooldown_s = cooldown_s
         self._cooldown_until = 0.0
         self._cooldown_reason = ""
         self.log = log.bind(account=account_id)
@@ -307,19 +314,25 @@ class KrakenBroker:
 
     def _start_cooldown(self, reason: str) -> None:
         with self._state_lock:
-            self._cooldown_until = time.monotonic() + COOLDOWN_S
+            self._cooldown_until = time.monotonic() + self.cooldown_s
             self._cooldown_reason = reason
         self.log.error(
             "broker.cooldown",
-            message=f"no private calls for {COOLDOWN_S:g} s after: {reason}",
+            message=f"no private calls for {self.cooldown_s:g} s after: {reason}",
             reason=reason,
-            cooldown_s=COOLDOWN_S,
+            cooldown_s=self.cooldown_s,
         )
 
     def cooldown_remaining_s(self) -> float:
         """Seconds this account still rests after a lockout, bad key or spent nonce jumps."""
         with self._state_lock:
             return max(0.0, self._cooldown_until - time.monotonic())
+
+    def cooldown_reason(self) -> str:
+        """What started the account's current rest ("" when it is not resting)."""
+        with self._state_lock:
+            resting = self._cooldown_until > time.monotonic()
+            return self._cooldown_reason if resting else ""
 
     def _raise_if_cooling_down(self) -> None:
         remaining = self.cooldown_remaining_s()

@@ -140,6 +140,12 @@ def sim_accounts_toml(setup: DemoSetup) -> str:
             f"permissions = {_toml_list(TRADING)}",
             f"balances = {_toml_table_inline(user.balances)}",
         ]
+    lines += [
+        "",
+        "# Order books around each price: market orders walk them in several trades and slip,",
+        "# as on Kraken; resting limits fill at their own price when the price crosses them.",
+        "[books]",
+    ]
     return "\n".join(lines) + "\n"
 
 

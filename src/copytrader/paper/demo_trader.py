@@ -3,7 +3,8 @@
 It stands for the master's own trading app, so it trades through krakenex directly with an API
 key of its own on the master account (the daemon reads the master through a different key),
 and it never imports the copy engine. Each step it moves the simulated prices a little (through
-the simulator's `/sim/price` control endpoint, so resting limit orders get filled) and does one
+the simulator's `/sim/price` control endpoint, so resting limit orders get filled, or trading
+part of a resting limit's volume through `/sim/trade`, so it fills partly) and does one
 thing a trader does: a market buy or sell, a limit order a little away from the price, or a
 cancel of one of its resting limits. The first steps follow a fixed script so that even a short
 run shows every kind; after that the choice is random.
@@ -31,6 +32,9 @@ from copytrader.logs import get_logger
 log = get_logger(__name__)
 
 PriceControl = Callable[[str, Decimal], None]
+# An outside trader's order through a price (pair id, the outside taker's side, price, volume):
+# the simulator's `/sim/trade`, which fills resting limits partly.
+TradeControl = Callable[[str, Side, Decimal, Decimal], None]
 """Sets a pair's last price on the simulator (fills the limit orders it crosses)."""
 
 
@@ -105,6 +109,7 @@ class DemoTrader:
         key: str,
         secret: str,
         set_price: PriceControl,
+        trade_through: TradeControl | None = None,
         rng: random.Random | None = None,
         interval_s: tuple[float, float] = (2.0, 3.5),
         timeout_s: float = 5.0,
@@ -116,6 +121,7 @@ class DemoTrader:
         nonces = itertools.count(time.time_ns() // 1_000_000)
         self._api._nonce = lambda: next(nonces)
         self._set_price = set_price
+        self._trade_through = trade_through
         self._rng = rng or random.Random()
         self._interval_s = interval_s
         self._timeout_s = timeout_s
@@ -256,8 +262,12 @@ class DemoTrader:
         )
 
     def _move_prices(self) -> None:
-        """A small random walk on every pair; now and then a jump onto a resting limit."""
+        """A small random walk on every pair; now and then a jump onto a resting limit, or an
+        outside trade that fills part of it (the order rests on, partly filled)."""
         fill_target = self._resting[0] if self._resting and self._rng.random() < 0.4 else None
+        if fill_target is not None and self._trade_through is not None and self._rng.random() < 0.5:
+            self._fill_part(fill_target)
+            fill_target = None
         for pair in self._pairs:
             last = self._prices[pair.pair_id]
             if fill_target is not None and fill_target.pair == pair and fill_target.price:
@@ -281,3 +291,25 @@ class DemoTrader:
                 continue
             self._prices[pair.pair_id] = new
             log.debug("demo.price", pair=pair.altname, price=str(new))
+
+    def _fill_part(self, order: PlacedOrder) -> None:
+        """An outside taker trades half of the order's volume through its limit."""
+        if self._trade_through is None or order.price is None:
+            return
+        part = (order.volume / 2).quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
+        taker = Side.SELL if order.side is Side.BUY else Side.BUY
+        try:
+            self._trade_through(order.pair.pair_id, taker, order.price, part)
+        except OSError as error:
+            log.warning(
+                "demo.trade_failed",
+                message=f"demo trader could not trade through {order.pair.altname}: {error}",
+                pair=order.pair.altname,
+            )
+            return
+        log.info(
+            "demo.partial_fill",
+            message=f"an outside trade filled part ({part}) of master order {order.txid}",
+            master_txid=order.txid,
+            volume=str(part),
+        )

@@ -40,6 +40,7 @@ from typing import IO, Any
 from filelock import FileLock, Timeout
 
 from copytrader.config.settings import load_local_settings
+from copytrader.domain import Side
 from copytrader.errors import ConfigError
 from copytrader.logs import configure_logging, get_logger
 from copytrader.paper.accounts import (
@@ -182,6 +183,9 @@ def _supervise(
         key=setup.trader.key,
         secret=setup.trader.secret,
         set_price=lambda pair, price: _set_price(url, pair, price),
+        trade_through=lambda pair, side, price, volume: _trade_through(
+            url, pair, side, price, volume
+        ),
         rng=random.Random(),
     )
     trader_stop = threading.Event()
@@ -255,9 +259,18 @@ def _trade_when_ready(trader: DemoTrader, ready: threading.Event, stop: threadin
 
 
 def _set_price(url: str, pair: str, price: Decimal) -> None:
+    _sim_control(url, "price", {"pair": pair, "price": str(price)})
+
+
+def _trade_through(url: str, pair: str, side: Side, price: Decimal, volume: Decimal) -> None:
+    payload = {"pair": pair, "side": side.value, "price": str(price), "volume": str(volume)}
+    _sim_control(url, "trade", payload)
+
+
+def _sim_control(url: str, operation: str, payload: dict[str, str]) -> None:
     request = urllib.request.Request(  # noqa: S310 - the loopback simulator we started
-        f"{url}/sim/price",
-        data=json.dumps({"pair": pair, "price": str(price)}).encode(),
+        f"{url}/sim/{operation}",
+        data=json.dumps(payload).encode(),
         method="POST",
         headers={"Content-Type": "application/json"},
     )

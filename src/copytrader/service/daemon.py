@@ -1,7 +1,11 @@
 """`copytrader run`: the copy-trading daemon.
 
     load settings -> logging -> stop signals -> data-folder lock -> heartbeat
-    -> connect MASTER, then the users (staggered) -> open the ledger
+    -> connect MASTER, then the users (staggered)
+    -> MASTER unusable (wrong key or secret, missing permission, no credentials): stay up,
+       resting, copying nothing, until it is fixed or the daemon is stopped (no exit, so no
+       restart loop of failing calls)
+    -> open the ledger
     -> the ledger step (service.ledger_check): first start: baseline (existing master orders are
        never copied); otherwise the ledger compared with the exchange, rebuilt when lost
     -> resume copies left unfinished by an earlier run (the ledger is the work queue)
@@ -16,11 +20,12 @@ send, the ledger remembers.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from copytrader.config.settings import AccountSpec, Settings, load_settings
@@ -44,13 +49,12 @@ from copytrader.service.lifecycle import (
     acquire_data_dir_lock,
     install_stop_signals,
 )
-from copytrader.service.probe import Reason
+from copytrader.service.probe import BrokerFactory, Reason, connect_account, make_broker
 from copytrader.service.startup import connect_accounts
 
 log = get_logger(__name__)
 
 EXIT_OK = 0
-EXIT_FATAL = 1  # the daemon cannot work (no usable MASTER key): a restart policy should act
 EXIT_CONFIG = 2  # fix the configuration or the environment
 EXIT_LOCKED = 3  # another daemon uses this data folder
 # The lanes get this long after a stop to finish the call they are in, so the process exits
@@ -58,6 +62,14 @@ EXIT_LOCKED = 3  # another daemon uses this data folder
 DRAIN_TIMEOUT_S = 7.0
 # A failing poll is retried after interval x 2^failures, at most this long.
 MAX_POLL_BACKOFF_S = 60.0
+# A MASTER that cannot be used (a wrong key or secret, a missing permission) is probed again
+# after these rests, then every last one: each probe is one or two private calls, far apart, so
+# the key never runs into Kraken's lockout for failed calls. Only a fix on kraken.com (the key's
+# permissions) is picked up this way; new variables need a restart (Railway redeploys on a
+# variable change).
+MASTER_REPROBE_S = (900.0, 1800.0, 3600.0, 7200.0, 14400.0)
+# MASTER failures no probe can change: what the environment said (read once, at start).
+_UNPROBED_REASONS = frozenset({Reason.NOT_CONFIGURED, Reason.BAD_CREDENTIALS, Reason.DISABLED})
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -104,6 +116,7 @@ class ConnectedAccounts:
     master_problem: str | None
     users: dict[str, UserAccount]
     unavailable: dict[str, str]  # user id -> why it gets no copies
+    master_reason: Reason = Reason.OK
 
 
 def _user_sizing(spec: AccountSpec) -> UserSizing:
@@ -119,18 +132,33 @@ def _user_sizing(spec: AccountSpec) -> UserSizing:
 
 
 class CopyDaemon:
-    def __init__(self, settings: Settings, stop: StopSignal, heartbeat: Heartbeat) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stop: StopSignal,
+        heartbeat: Heartbeat,
+        *,
+        master_reprobe_s: Sequence[float] = MASTER_REPROBE_S,
+        broker_factory: BrokerFactory | None = None,
+    ) -> None:
+        """`master_reprobe_s`: the rests between probes of an unusable MASTER (see
+        MASTER_REPROBE_S); `broker_factory`: how accounts get their broker (default
+        `probe.make_broker` with the stop event)."""
         self._settings = settings
         self._stop = stop
         self._heartbeat = heartbeat
+        self._master_reprobe_s = tuple(master_reprobe_s)
+        self._broker_factory = broker_factory or functools.partial(make_broker, stop=stop.event)
         self.drained = True  # False when copy lanes were still busy at the end of the drain
         self._data_before = DataFolderState(False, (), None)
 
     def connect(self) -> ConnectedAccounts:
         """MASTER first, then the users, staggered (`service.startup`). A user that cannot be
         used gets skipped copies with the reason; one that failed for a reason that may pass
-        (network, lockout) keeps its broker, and its copies retry."""
-        report = connect_accounts(self._settings, stop=self._stop.event)
+        (network, lockout) keeps its broker: its copies retry, or wait for its rest to end."""
+        report = connect_accounts(
+            self._settings, stop=self._stop.event, broker_factory=self._broker_factory
+        )
         specs = {spec.account_id: spec for spec in self._settings.users}
         users: dict[str, UserAccount] = {}
         unavailable: dict[str, str] = {}
@@ -159,6 +187,7 @@ class CopyDaemon:
             master_problem=None if usable_master else master.message,
             users=users,
             unavailable=unavailable,
+            master_reason=master.reason,
         )
 
     # ---- running ------------------------------------------------------------------------
@@ -187,13 +216,11 @@ class CopyDaemon:
                 reason=self._stop.reason,
             )
             return EXIT_OK
-        if accounts.master is None:
-            log.error(
-                "daemon.master_unavailable",
-                message=f"MASTER cannot be used, nothing to copy: {accounts.master_problem}",
-            )
-            return EXIT_FATAL
         master = accounts.master
+        if master is None:
+            master = self._rest_until_master_usable(accounts)
+            if master is None:  # stopped while resting
+                return EXIT_OK
         ledger = Ledger.in_data_dir(settings.data_dir)
         try:
             return self._run_with(master, accounts, ledger)
@@ -218,6 +245,14 @@ class CopyDaemon:
             stop=self._stop.event,
             observer=self._heartbeat,
         )
+
+        def resting_accounts() -> dict[str, float]:
+            found = copier.resting_users()
+            if (master_rest := master.cooldown_remaining_s()) > 0:
+                found["MASTER"] = round(master_rest, 1)
+            return found
+
+        self._heartbeat.watch_resting_accounts(resting_accounts)
         feed = MasterFeed(master, ledger, max_signal_age_s=copy_settings.max_signal_age_seconds)
         recorder = MasterRecorder(
             ledger,
@@ -301,6 +336,81 @@ class CopyDaemon:
             {user_id: account.broker for user_id, account in accounts.users.items()},
             max_signal_age_s=self._settings.copy.max_signal_age_seconds,
         )  # fmt: skip
+
+    # ---- an unusable MASTER ---------------------------------------------------------------
+
+    def _rest_until_master_usable(self, accounts: ConnectedAccounts) -> KrakenBroker | None:
+        """MASTER cannot be used for a reason a restart cannot fix (a wrong key or secret, a
+        missing permission, no credentials): stay up, copying nothing, instead of exiting for a
+        restart policy to start again, where every start sends one more failing call until
+        Kraken locks the key out. One error event says why and what to do; the heartbeat and
+        the health check say so until it is fixed. MASTER is probed again only after long,
+        growing rests (MASTER_REPROBE_S), which picks up a permission added on kraken.com; a
+        failure of the environment itself (no or malformed credentials) is never probed again.
+        Returns MASTER's broker once usable, or None when stopped first (the stop is logged)."""
+        problem = (accounts.master_problem or "not connected").removeprefix("MASTER: ")
+        probing = accounts.master_reason not in _UNPROBED_REASONS and bool(self._master_reprobe_s)
+        rests = iter(self._master_reprobe_s)
+        rest_s = next(rests, None) if probing else None
+        fix = (
+            "Fix the MASTER variables (Railway: changing a variable redeploys the service), or"
+            " the key's permissions on kraken.com (Settings > API)"
+        )
+        log.error(
+            "daemon.master_unavailable",
+            message=(
+                f"MASTER cannot be used, nothing is copied: {problem}. The daemon stays up,"
+                " resting, because a restart cannot fix this and every restart would send one"
+                f" more failing call (Kraken locks a key out after a few). {fix}; "
+                + (
+                    f"MASTER is checked again in {rest_s / 60:.0f} min, or at once on a restart"
+                    if rest_s is not None
+                    else "then restart the daemon"
+                )
+            ),
+            reason=accounts.master_reason.value,
+            next_probe_s=rest_s,
+        )
+        self._heartbeat.set_resting(f"MASTER cannot be used: {problem}")
+        self._heartbeat.beat()  # the health check sees it now, not a minute later
+        while True:
+            if self._stop.wait(rest_s):  # None: until stopped
+                log.info(
+                    "daemon.stopped",
+                    message=f"stopped ({self._stop.reason}) while resting: MASTER was unusable,"
+                    " nothing was copied",
+                    drained=True,
+                    reason=self._stop.reason,
+                )
+                return None
+            assert rest_s is not None
+            outcome = connect_account(
+                self._settings.master, self._settings, broker_factory=self._broker_factory
+            )
+            if outcome.broker is not None and (outcome.connected or outcome.retryable):
+                log.info(
+                    "daemon.master_usable",
+                    message=f"MASTER can be used again ({outcome.message}); starting to copy",
+                    state=outcome.state.value,
+                    reason=outcome.reason.value,
+                )
+                snap = self._heartbeat.snapshot()
+                self._heartbeat.set_accounts(
+                    connected=snap.accounts_connected + int(outcome.connected),
+                    total=snap.accounts_total,
+                )
+                self._heartbeat.set_resting(None)
+                return outcome.broker
+            rest_s = next(rests, rest_s)
+            problem = outcome.message.removeprefix("MASTER: ")
+            self._heartbeat.set_resting(f"MASTER cannot be used: {problem}")
+            log.warning(
+                "daemon.master_still_unavailable",
+                message=f"MASTER still cannot be used ({problem}); checking again in"
+                f" {rest_s / 60:.0f} min",
+                reason=outcome.reason.value,
+                next_probe_s=rest_s,
+            )
 
     def _until_done(self, step: Callable[[], object], failure_event: str, interval: float) -> bool:
         """Run `step()` until it succeeds (True) or a stop is requested (False)."""

@@ -2,7 +2,9 @@
 
 For Docker's HEALTHCHECK (and any host that runs a command to ask "alive?"); Railway ignores it.
 It looks in the data folder and in paper mode's `paper/` inside it, and calls a heartbeat older
-than three intervals stale.
+than three intervals stale. A daemon that is up but resting (MASTER cannot be used: a wrong key,
+a missing permission) is reported unhealthy with the reason its heartbeat gives: it is alive,
+but copies nothing until the operator acts. (Docker only shows the state; it restarts nothing.)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from copytrader.service.lifecycle import (
     HEARTBEAT_INTERVAL_S,
     PAPER_SUBDIR,
     heartbeat_age_s,
+    heartbeat_resting_reason,
 )
 
 
@@ -37,6 +40,12 @@ def main() -> int:
     folder, age = min(ages.items(), key=lambda item: item[1])
     if age > max_age:
         sys.stdout.write(f"unhealthy: last heartbeat in {folder} is {age:.0f} s old\n")
+        return 1
+    resting = heartbeat_resting_reason(folder)
+    if resting is not None:
+        # Up, but copying nothing until the operator fixes this: say so (`docker ps` shows it).
+        # Docker never restarts a container for being unhealthy, and a restart would not help.
+        sys.stdout.write(f"unhealthy: running but resting, copying nothing: {resting}\n")
         return 1
     sys.stdout.write(f"healthy: heartbeat in {folder} is {age:.0f} s old\n")
     return 0

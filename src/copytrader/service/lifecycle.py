@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -293,6 +293,11 @@ def install_stop_signals(
 # --------------------------------------------------------------------------- heartbeat
 
 
+# The daemon's state in its heartbeat: copying, or up but resting (MASTER unusable; see daemon).
+STATUS_COPYING = "copying"
+STATUS_RESTING = "resting"
+
+
 @dataclass(frozen=True)
 class HeartbeatSnapshot:
     accounts_connected: int
@@ -303,6 +308,11 @@ class HeartbeatSnapshot:
     copies_failed: int
     last_master_event_age_s: float | None
     uptime_s: float
+    status: str = STATUS_COPYING
+    # Why the daemon rests (status "resting"): what the operator must fix.
+    resting_reason: str | None = None
+    # Users whose account rests now (a lockout, a bad key), with the seconds left.
+    accounts_resting: dict[str, float] = field(default_factory=dict)
 
 
 class Heartbeat:
@@ -332,6 +342,18 @@ class Heartbeat:
         self._skipped = 0
         self._failed = 0
         self._last_master_event: float | None = None
+        self._resting_reason: str | None = None
+        self._accounts_resting: Callable[[], dict[str, float]] = dict
+
+    def set_resting(self, reason: str | None) -> None:
+        """The daemon is up but copies nothing until `reason` is fixed (None: copying again)."""
+        with self._lock:
+            self._resting_reason = reason
+
+    def watch_resting_accounts(self, source: Callable[[], dict[str, float]]) -> None:
+        """`source()` names the users whose account rests now (read at every beat)."""
+        with self._lock:
+            self._accounts_resting = source
 
     def set_accounts(self, *, connected: int, total: int) -> None:
         with self._lock:
@@ -361,8 +383,15 @@ class Heartbeat:
 
     def snapshot(self) -> HeartbeatSnapshot:
         with self._lock:
+            source = self._accounts_resting
+        try:
+            accounts_resting = source()
+        except Exception:  # noqa: BLE001 - a beat must never fail on a report
+            accounts_resting = {}
+        with self._lock:
             now = self._monotonic()
             last = self._last_master_event
+            resting = self._resting_reason
             return HeartbeatSnapshot(
                 accounts_connected=self._accounts_connected,
                 accounts_total=self._accounts_total,
@@ -372,6 +401,9 @@ class Heartbeat:
                 copies_failed=self._failed,
                 last_master_event_age_s=None if last is None else round(now - last, 3),
                 uptime_s=round(now - self._started, 3),
+                status=STATUS_RESTING if resting else STATUS_COPYING,
+                resting_reason=resting,
+                accounts_resting=accounts_resting,
             )
 
     def beat(self) -> HeartbeatSnapshot:
@@ -379,16 +411,20 @@ class Heartbeat:
         snap = self.snapshot()
         fields = asdict(snap)
         age = snap.last_master_event_age_s
-        log.info(
-            "daemon.heartbeat",
-            message=(
+        if snap.resting_reason:
+            message = f"alive but resting, copying nothing: {snap.resting_reason}"
+        else:
+            message = (
                 f"alive: {snap.accounts_connected}/{snap.accounts_total} accounts connected, "
                 f"copies placed {snap.copies_placed}, skipped {snap.copies_skipped}, "
                 f"failed {snap.copies_failed}; last master event "
                 + ("never" if age is None else f"{age:.0f} s ago")
-            ),
-            **fields,
-        )
+            )
+            if snap.accounts_resting:
+                message += "; resting: " + ", ".join(
+                    f"{user} ({left:.0f} s)" for user, left in sorted(snap.accounts_resting.items())
+                )
+        log.info("daemon.heartbeat", message=message, **fields)
         try:
             record = {"time": _utc_now_iso(), "unix": time.time(), "pid": os.getpid()}
             _write_json_atomically(self.path, {**record, **fields})
@@ -418,6 +454,17 @@ class Heartbeat:
         finally:
             own_stop.set()
             thread.join(timeout=5.0)
+
+
+def heartbeat_resting_reason(data_dir: Path) -> str | None:
+    """Why the daemon writing the heartbeat in `data_dir` rests, or None (copying, or no file)."""
+    try:
+        raw = json.loads((data_dir / HEARTBEAT_FILE_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict) or raw.get("status") != STATUS_RESTING:
+        return None
+    return str(raw.get("resting_reason") or "no reason recorded")
 
 
 def heartbeat_age_s(data_dir: Path, *, now: float | None = None) -> float | None:
