@@ -42,6 +42,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -81,6 +82,8 @@ MIN_WINDOW_S = 3600.0
 # A master order opens before its copies: how far before a user's open order its master's
 # read reaches.
 MASTER_MARGIN_S = 300.0
+# Users whose orders are read at once.
+MAX_READERS = 16
 # ClosedOrders pages (50 orders each) read per account and comparison.
 MAX_PAGES = 20
 ENDED = (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
@@ -208,9 +211,18 @@ def read_exchange(
     by_user: dict[str, dict[str, list[Order]]] = {}
     not_read: dict[str, str] = {}
     oldest_live = since
-    for user_id, reader in users.items():
+
+    def read_user(reader: OrderReader) -> tuple[list[Order], bool]:
+        return _read_since(reader, since)
+
+    # Each user has a key, nonce file and lock of its own: their reads go side by side.
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(len(users), MAX_READERS)), thread_name_prefix="ledger-check"
+    ) as pool:
+        futures = {user_id: pool.submit(read_user, reader) for user_id, reader in users.items()}
+    for user_id, future in futures.items():
         try:
-            orders, whole = _read_since(reader, since)
+            orders, whole = future.result()
         except Exception as error:  # noqa: BLE001 - one user's failure never stops the others
             not_read[user_id] = f"{type(error).__name__}: {error}"
             continue
