@@ -73,9 +73,7 @@ def kill_after_fault(world: CopyWorld, daemon: DaemonProcess, kind: str) -> None
 
 
 def run_round(number: int, args: argparse.Namespace, rng: random.Random) -> bool:
-    users = [
-        SimUser(f"u{number}_{n}", {"ZUSD": "100000", "XXBT": "3"}) for n in range(args.users)
-    ]
+    users = [SimUser(f"u{number}_{n}", {"ZUSD": "100000", "XXBT": "3"}) for n in range(args.users)]
     faults = number % 2 == 1
     started = time.monotonic()
     with copy_world(

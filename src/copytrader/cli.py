@@ -49,6 +49,29 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="report which accounts connect, and why not")
     check.add_argument("--json", action="store_true", help="print one JSON document")
 
+    resync = sub.add_parser(
+        "resync",
+        help="compare the ledger with the exchange: missing, orphaned and doubled copies",
+    )
+    resync.add_argument(
+        "--apply",
+        action="store_true",
+        help="fix what is found (refused while a daemon holds the data folder)",
+    )
+    resync.add_argument("--json", action="store_true", help="print one JSON document")
+    resync.add_argument(
+        "--window",
+        type=_positive_seconds,
+        default=None,
+        help="seconds of closed orders to compare (default: the signal-age window, at least 1 h)",
+    )
+    resync.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=60.0,
+        help="with --apply: how long to wait for the copies it sends and cancels (default 60)",
+    )
+
     sim = sub.add_parser("sim", help="run the Kraken-compatible exchange simulator")
     add_sim_arguments(sim)
     return parser
@@ -64,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from copytrader.service.check import run_from_args as check_from_args
 
         return check_from_args(args)
+    if args.command == "resync":
+        from copytrader.service.resync import run_from_args as resync_from_args
+
+        return resync_from_args(args)
     if args.command == "run" and args.paper:
         from copytrader.paper.supervisor import run as run_paper
 

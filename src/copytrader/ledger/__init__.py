@@ -10,6 +10,10 @@ One file `copies.sqlite3` in the data folder (WAL journal), three tables:
   every call to Kraken, plus its deterministic `cl_ord_id`;
 - `meta`: the feed's cursor and the baseline time of the very first start.
 
+Durability: WAL with `synchronous=NORMAL`. A killed process loses nothing; a power cut or OS
+crash can lose the commits since the last checkpoint (every few seconds). Every start compares
+the ledger with the exchange (`copytrader.service.ledger_check`), which finds what such a loss hid.
+
 The ledger is the copier's work queue: whatever is not terminal is picked up again after a
 crash. Every public method is one transaction; a write runs on the calling thread, holding
 the one write connection's lock. A full disk fails the write as `DiskFullError`, reported
@@ -17,7 +21,11 @@ once per episode (see `store`).
 
 Its parts: `records` (what is stored), `schema` (tables and rows), `store` (connections, the
 write lock, the full-disk watch), `master_orders` (master orders, baseline, cursor),
-`copy_states` (copy state transitions and summaries), `copy_queries` (reads of the copies).
+`copy_states` (copy state transitions and summaries), `copy_queries` (reads of the copies),
+`recovery` (what a rebuild from the exchange writes), `baseline_file` (the baseline time kept
+beside the ledger), `view` (a read-only view for `copytrader resync` beside a running daemon).
+
+The file has a schema version (SQLite's `user_version`) and is migrated at open (`schema`).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from copytrader.ledger.records import (
     MasterState,
     copy_client_order_id,
 )
+from copytrader.ledger.recovery import LedgerRecovery
 from copytrader.ledger.store import LEDGER_FILE_NAME
 
 __all__ = [
@@ -57,5 +66,5 @@ __all__ = [
 ]
 
 
-class Ledger(MasterOrderBook, CopyStateMachine, CopyQueries):
+class Ledger(MasterOrderBook, CopyStateMachine, CopyQueries, LedgerRecovery):
     """The daemon's persistent memory. Thread-safe; every public method is one transaction."""

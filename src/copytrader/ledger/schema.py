@@ -1,4 +1,11 @@
-"""The ledger's tables, and how their rows become records (Decimal as text, enums as values)."""
+"""The ledger's tables, their schema version and migrations, and how their rows become records
+(Decimal as text, enums as values).
+
+The file's version is SQLite's `user_version`. `SCHEMA` is version 1 (a file written before
+versions were kept holds exactly those tables, and counts as version 1); each step of
+`MIGRATIONS` takes a file from its version to the next, all in one transaction at open, so an
+existing volume is upgraded in place and a crash during the upgrade leaves it as it was. A file
+of a newer version than this code knows is refused, never written (see `migrate`)."""
 
 from __future__ import annotations
 
@@ -8,7 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
-from copytrader.ledger.records import CopyRecord, CopyState, Decision, MasterOrderRecord
+from copytrader.ledger.records import (
+    CopyRecord,
+    CopyState,
+    Decision,
+    LedgerError,
+    MasterOrderRecord,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -65,6 +78,59 @@ CREATE INDEX IF NOT EXISTS copies_by_state ON copies (state, user_id);
 CREATE INDEX IF NOT EXISTS copies_to_cancel ON copies (cancel_requested, user_id);
 CREATE INDEX IF NOT EXISTS master_by_status ON master_orders (status);
 """
+
+# Version 2: `master_orders.recorded_by` says what recorded the order: 'feed' (a poll saw it),
+# 'rebuild' (the start-up comparison with the exchange, after the ledger was lost or behind).
+MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE master_orders ADD COLUMN recorded_by TEXT NOT NULL DEFAULT 'feed';",
+}
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """The file's schema version: `user_version`, or 1 for a file with the version-1 tables
+    written before versions were kept, or 0 for an empty file."""
+    version = int(db.execute("PRAGMA user_version").fetchall()[0][0])
+    if version:
+        return version
+    tables = db.execute(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'master_orders'"
+    ).fetchall()[0][0]
+    return 1 if tables else 0
+
+
+def migrate(db: sqlite3.Connection) -> tuple[int, int]:
+    """Bring the file to SCHEMA_VERSION in one transaction; returns (found, now) versions.
+    Raises LedgerError for a file of a newer version (written by a newer copytrader): reading
+    it with older code could misread or drop what the newer one relies on."""
+    found = schema_version(db)
+    if found > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger has schema version {found}, newer than this copytrader's"
+            f" {SCHEMA_VERSION}: run the newer version, or move the file away to rebuild it"
+            " from the exchange"
+        )
+    if found == SCHEMA_VERSION:
+        return found, found
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(db)  # again, under the write lock: another opener may have
+        if version == 0:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            version = 1
+        while version < SCHEMA_VERSION:
+            db.execute(MIGRATIONS[version])
+            version += 1
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return found, SCHEMA_VERSION
+
 
 COPY_COLUMNS = (
     "c.master_txid, c.user_id, c.cl_ord_id, c.state, m.seq, c.volume, c.price, c.price2, c.txid,"

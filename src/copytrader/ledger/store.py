@@ -21,12 +21,15 @@ from typing import Any, Self, TypeVar
 
 from copytrader.errors import DiskFullError
 from copytrader.ledger.records import LedgerError
-from copytrader.ledger.schema import SCHEMA
+from copytrader.ledger.schema import migrate
 from copytrader.logs import get_logger
 
 log = get_logger(__name__)
 
 LEDGER_FILE_NAME = "copies.sqlite3"
+# NORMAL: what the daemon runs with (see __init__ and benchmarks/ledger_durability.py); FULL
+# (an fsync per commit) is there to measure what NORMAL saves.
+SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 # How often the write-ahead log is copied back into the database file (see _checkpoint_loop).
 CHECKPOINT_EVERY_S = 5.0
 CHECKPOINT_STOP_TIMEOUT_S = 10.0
@@ -46,7 +49,10 @@ class LedgerStore:
         *,
         clock: Callable[[], float] = time.time,
         run_id: str | None = None,
+        synchronous: str = "NORMAL",
     ) -> None:
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise LedgerError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = path
         self._clock = clock
         # Marks rows touched by this process, so copies planned by an earlier run (whose
@@ -62,17 +68,33 @@ class LedgerStore:
         self._db = sqlite3.connect(
             str(path), timeout=30.0, isolation_level=None, check_same_thread=False
         )
+        # The version first: a file of a newer version is refused before anything (even the
+        # journal mode, which is in the file's header) is written to it.
+        try:
+            found, now = migrate(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+        self.schema_version_found = found
+        if 0 < found < now:
+            log.info(
+                "ledger.migrated",
+                message=f"{path.name}: schema upgraded from version {found} to {now}",
+                path=str(path),
+                from_version=found,
+                to_version=now,
+            )
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process (the OS keeps the written pages); only a
-        # power cut can lose the last commits, and copies planned by an earlier run are looked
-        # up on Kraken before being sent again, which covers that case too.
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # power cut can lose the last commits (those since the last checkpoint's fsync). Every
+        # start compares the ledger with the exchange (service.ledger_check) and copies planned by
+        # an earlier run are looked up on Kraken before being sent, which covers that case.
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
         # No checkpoint inside a commit: it fsyncs, and the thread that happened to commit
         # (a copy lane, holding the write lock) waited for it with every other lane behind it,
         # tens of ms in the middle of a fan-out. A thread of its own checkpoints instead.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.executescript(SCHEMA)
         self._closing = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="ledger-checkpoint", daemon=True

@@ -6,7 +6,8 @@
        resting, copying nothing, until it is fixed or the daemon is stopped (no exit, so no
        restart loop of failing calls)
     -> open the ledger
-    -> first start only: baseline (existing master orders are never copied)
+    -> the ledger step (service.ledger_check): first start: baseline (existing master orders are
+       never copied); otherwise the ledger compared with the exchange, rebuilt when lost
     -> resume copies left unfinished by an earlier run (the ledger is the work queue)
     -> loop until stopped: poll the master feed -> record the events -> kick the copy lanes
     -> drain: lanes finish the call they are in; everything else stays in the ledger
@@ -37,6 +38,11 @@ from copytrader.feed.recorder import MasterRecorder
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.ledger import Ledger
 from copytrader.logs import configure_logging, get_logger
+from copytrader.service.ledger_check import (
+    DataFolderState,
+    inspect_data_folder,
+    prepare_ledger_at_start,
+)
 from copytrader.service.lifecycle import (
     Heartbeat,
     StopSignal,
@@ -144,6 +150,7 @@ class CopyDaemon:
         self._master_reprobe_s = tuple(master_reprobe_s)
         self._broker_factory = broker_factory or functools.partial(make_broker, stop=stop.event)
         self.drained = True  # False when copy lanes were still busy at the end of the drain
+        self._data_before = DataFolderState(False, (), None)
 
     def connect(self) -> ConnectedAccounts:
         """MASTER first, then the users, staggered (`service.startup`). A user that cannot be
@@ -196,6 +203,9 @@ class CopyDaemon:
             dry_run=copy_settings.dry_run,
             sizing=copy_settings.sizing.value,
         )
+        # Read before connecting, which creates the nonce files: a first start is told apart
+        # from a lost ledger by what the folder held before this start (service.ledger_check).
+        self._data_before = inspect_data_folder(settings.data_dir)
         accounts = self.connect()
         if self._stop.event.is_set():
             # Stopped while connecting: nothing was read or sent yet, so there is nothing to drain.
@@ -257,7 +267,11 @@ class CopyDaemon:
         interval = poll_interval_seconds(
             copy_settings.master_tier, copy_settings.poll_interval_seconds
         )
-        if not self._until_done(feed.ensure_baseline, "feed.baseline_failed", interval):
+        if not self._until_done(
+            lambda: self._prepare_ledger(ledger, feed, recorder, master, accounts),
+            "ledger.check_failed",
+            interval,
+        ):
             return self._drain(copier, ledger)
         copier.kick()  # copies an earlier run left planned or submitting are resumed first
         kill_switch.reason()  # says so at start when it is on
@@ -306,6 +320,22 @@ class CopyDaemon:
             wait = interval * 2 ** min(failures, 6) if failures else interval
             self._stop.wait(max(0.0, min(wait, MAX_POLL_BACKOFF_S) - (time.monotonic() - started)))
         return self._drain(copier, ledger)
+
+    def _prepare_ledger(
+        self,
+        ledger: Ledger,
+        feed: MasterFeed,
+        recorder: MasterRecorder,
+        master: KrakenBroker,
+        accounts: ConnectedAccounts,
+    ) -> None:
+        """First start: the baseline. Otherwise the ledger compared with the exchange, and
+        rebuilt or caught up when it was lost or behind (service.ledger_check)."""
+        prepare_ledger_at_start(
+            self._data_before, self._settings.data_dir, ledger, feed, recorder, master,
+            {user_id: account.broker for user_id, account in accounts.users.items()},
+            max_signal_age_s=self._settings.copy.max_signal_age_seconds,
+        )  # fmt: skip
 
     # ---- an unusable MASTER ---------------------------------------------------------------
 
