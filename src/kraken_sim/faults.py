@@ -41,9 +41,9 @@ Kinds, by where they act:
   answered normally, but the orders it created (the reply's `txid`s) are left out of
   OpenOrders, ClosedOrders and QueryOrders until `delay_s` has passed, as Kraken's order lists
   have been seen to lag an accepted order. ClosedOrders' `count` leaves out the hidden orders of
-  the page it answers. Cancelling such an order works at once; TradesHistory, the WebSocket
-  feed and the `state` control operation show it. `faults/clear` makes every hidden order
-  visible;
+  the page it answers. The WebSocket holds its `executions` frames back for as long.
+  Cancelling such an order works at once; TradesHistory and the `state` control operation
+  show it. `faults/clear` makes every hidden order visible;
 - on the reply, after the call was applied: `drop_reply` (the connection is closed with no
   reply; in-process: `requests.ConnectionError`), `bad_reply` (HTTP 200, a JSON body that is not
   Kraken's envelope), `mutate` and `error_string` below.
