@@ -1,5 +1,5 @@
 """Kraken's authenticated WebSocket v2, served at /v2 on the simulator: the `executions` and
-`balances` channels.
+`balances` channels, and trading (ws_trading.py).
 
 Kraken serves it at wss://ws-auth.kraken.com/v2; a client points at ws://127.0.0.1:PORT/v2.
 Shapes follow kraken-api.md §6 (the items themselves are built in ws_items.py): a status frame
@@ -26,8 +26,9 @@ engine never waits on a socket. The sequence number is given when a frame is sen
 
 Choices where Kraken's documentation is silent or the simulator simplifies:
 - a bad or expired token: `ESession:Invalid session` (what Kraken's spot socket answers);
-- only `executions` and `balances` can be subscribed; another channel or method gets a failure
-  reply `EGeneral:Invalid arguments`;
+- only `executions` and `balances` can be subscribed; besides `ping`, `subscribe` and
+  `unsubscribe` the methods are the trading methods of ws_trading.py; another channel or method
+  gets a failure reply `EGeneral:Invalid arguments`;
 - every change is its own `update` frame (Kraken may batch several);
 - the engine applies expiries lazily; a subscribed socket applies them on each quiet second, so
   an `expired` update comes within about a second without any REST request.
@@ -46,7 +47,7 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from kraken_sim.context import CONTEXT, SimContext
+from kraken_sim.context import CONTEXT, SimContext, to_json
 from kraken_sim.faults import FaultKind
 from kraken_sim.markets import find_asset
 from kraken_sim.matching import OrderEvent
@@ -61,6 +62,7 @@ from kraken_sim.ws_items import (
     trade_item,
     trade_legs,
 )
+from kraken_sim.ws_trading import TRADING_METHODS, WsTrading
 
 log = structlog.get_logger("kraken_sim.ws")
 
@@ -284,12 +286,12 @@ async def _deliver(connection: Connection, context: SimContext, frame: Frame) ->
             elif fault.kind is FaultKind.WS_STALL:
                 connection.stalled = True
             return False
-    await connection.ws.send_str(json.dumps(message))
+    await connection.ws.send_str(to_json(message))
     return True
 
 
 def _reply(connection: Connection, method: str, request: dict[str, Any], time_in: float,
-           context: SimContext, *, result: dict[str, Any] | None = None,
+           context: SimContext, *, result: Any = None,
            error: str | None = None) -> None:  # fmt: skip
     reply: dict[str, Any] = {"method": method}
     if "req_id" in request:
@@ -310,7 +312,8 @@ def _reply(connection: Connection, method: str, request: dict[str, Any], time_in
 def _handle_text(connection: Connection, context: SimContext, text: str) -> None:
     time_in = context.clock.time()
     try:
-        request = json.loads(text)
+        # Decimal numbers reach the REST handlers as the text the client wrote.
+        request = json.loads(text, parse_float=str)
     except ValueError:
         request = None
     if not isinstance(request, dict):
@@ -324,6 +327,8 @@ def _handle_text(connection: Connection, context: SimContext, text: str) -> None
     channel = params.get("channel")
     if method == "ping":
         _reply(connection, "pong", request, time_in, context)
+    elif method in TRADING_METHODS:
+        _trade(connection, context, request, params, time_in)
     elif method == "subscribe" and channel in ("executions", "balances"):
         _subscribe(connection, context, request, params, time_in)
     elif method == "unsubscribe" and channel in ("executions", "balances"):
@@ -335,6 +340,21 @@ def _handle_text(connection: Connection, context: SimContext, text: str) -> None
                result={"channel": channel})  # fmt: skip
     else:
         _reply(connection, str(method), request, time_in, context, error=INVALID_ARGUMENTS)
+
+
+def _trade(connection: Connection, context: SimContext, request: dict[str, Any],
+           params: dict[str, Any], time_in: float) -> None:  # fmt: skip
+    """A trading method (ws_trading.py); each outcome is one reply."""
+    method = str(request["method"])
+    token = params.get("token")
+    account = context.ws_tokens.account_for(token) if isinstance(token, str) else None
+    if account is None or not isinstance(token, str):
+        _reply(connection, method, request, time_in, context, error=INVALID_SESSION)
+        return
+    context.ws_tokens.keep_alive(token)
+    fields = {name: value for name, value in params.items() if name != "token"}
+    for result, error in WsTrading(context, account).serve(method, fields):
+        _reply(connection, method, request, time_in, context, result=result, error=error)
 
 
 def _flag(params: dict[str, Any], name: str, default: bool) -> bool:
