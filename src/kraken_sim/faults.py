@@ -51,7 +51,8 @@ Kinds, by where they act:
 - on the private WebSocket (endpoint `ws:executions` or `ws:balances`, only these kinds): each
   frame of that channel about to be sent on any connection counts as one request.
   `ws_skip`: the frame is not sent but its `sequence` is used up, so the client sees a gap;
-  `ws_drop`: the frame is not sent and the connection is closed (WebSocket close code 1011);
+  `ws_drop`: the frame is not sent and the TCP connection is closed with no WebSocket close
+  frame, as when a network path fails (the client sees close code 1006);
   `ws_stall`: the frame is not sent and the connection goes silent, open but with no further
   frame, heartbeat or reply, until the client closes it.
 

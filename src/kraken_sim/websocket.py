@@ -45,7 +45,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 
 from kraken_sim.context import CONTEXT, SimContext, to_json
 from kraken_sim.faults import FaultKind
@@ -102,8 +102,9 @@ class Frame:
 class Connection:
     """One client socket: its subscriptions and what is queued or held back for it."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
         self.ws = ws
+        self.transport = transport  # a ws_drop fault closes it under the socket
         self.executions: ExecutionsSub | None = None
         self.balances: BalancesSub | None = None
         self.sequence = 0
@@ -185,7 +186,7 @@ async def _handle_ws(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[WS_HUB]
     ws = web.WebSocketResponse()
     await ws.prepare(request)
-    connection = Connection(ws)
+    connection = Connection(ws, request.transport)
     hub.connections.add(connection)
     connection.send_later({"channel": "status", "type": "update", "data": [{
         "api_version": "v2", "connection_id": secrets.randbits(63), "system": "online",
@@ -281,8 +282,9 @@ async def _deliver(connection: Connection, context: SimContext, frame: Frame) ->
         if fault is not None:
             log.info("sim.ws_fault_fired", channel=frame.channel, kind=fault.kind.value,
                      sequence=connection.sequence, remaining=fault.remaining)  # fmt: skip
-            if fault.kind is FaultKind.WS_DROP:
-                await connection.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"dropped")
+            if fault.kind is FaultKind.WS_DROP and connection.transport is not None:
+                connection.transport.close()  # no close frame: the client sees the line drop
+                connection.stalled = True
             elif fault.kind is FaultKind.WS_STALL:
                 connection.stalled = True
             return False

@@ -297,6 +297,7 @@ def test_ws_skip_leaves_a_sequence_gap(sim: SimProcess) -> None:
 
 
 def test_ws_drop_closes_the_connection(sim: SimProcess) -> None:
+    """The line drops: no close frame, the client sees an abnormal closure (1006)."""
     token = _token(sim)
 
     async def body(feed: Feed) -> None:
@@ -307,8 +308,8 @@ def test_ws_drop_closes_the_connection(sim: SimProcess) -> None:
         message = await asyncio.wait_for(feed.ws.receive(), TIMEOUT_S)
         while message.type is aiohttp.WSMsgType.TEXT and "heartbeat" in message.data:
             message = await asyncio.wait_for(feed.ws.receive(), TIMEOUT_S)
-        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-        assert feed.ws.close_code == aiohttp.WSCloseCode.INTERNAL_ERROR
+        assert message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+        assert feed.ws.close_code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE
 
     _run(sim, body)
 
