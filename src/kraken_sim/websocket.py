@@ -383,9 +383,11 @@ def _subscribe(connection: Connection, context: SimContext, request: dict[str, A
 def _subscribe_executions(connection: Connection, context: SimContext, request: dict[str, Any],
                           params: dict[str, Any], time_in: float, account: str,
                           token: str) -> None:  # fmt: skip
-    # snapshot / snapshot_trades are Kraken's deprecated aliases.
-    snap_orders = _flag(params, "snap_orders", _flag(params, "snapshot", True))
-    snap_trades = _flag(params, "snap_trades", _flag(params, "snapshot_trades", False))
+    # Kraken's deprecated options: `snapshot` means snap_orders; `snapshot_trades: true` means a
+    # snapshot of trades only.
+    trades_only = _flag(params, "snapshot_trades", False)
+    snap_orders = _flag(params, "snap_orders", _flag(params, "snapshot", not trades_only))
+    snap_trades = _flag(params, "snap_trades", trades_only)
     connection.executions = ExecutionsSub(
         account,
         token,

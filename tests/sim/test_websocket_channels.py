@@ -36,6 +36,8 @@ XXBTZUSD = "60000"
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
     with running_sim(ACCOUNTS, "--seed", "21") as process:
+        # Many REST calls in a row; the REST rate limit is not what these tests are about.
+        process.control("limits", {"rest": False})
         yield process
 
 
@@ -108,6 +110,13 @@ def test_stop_order_carries_its_trigger_and_reports_triggering(sim: SimProcess) 
         txid = await _add(sim, TRADER, type="sell", volume="0.01", ordertype="stop-loss-limit",
                           price="59000", price2="58000")  # fmt: skip
         pending, new = await feed.updates(2)
+        # Every field of Kraken's captured stop-loss-limit pending_new is there.
+        assert {
+            "order_id", "symbol", "order_qty", "cum_cost", "time_in_force", "exec_type", "side",
+            "order_type", "order_userref", "limit_price_type", "triggers", "stop_price",
+            "limit_price", "trigger", "order_status", "fee_usd_equiv", "fee_ccy_pref",
+            "timestamp",
+        } <= set(pending)  # fmt: skip
         assert pending["exec_type"] == "pending_new"
         assert pending["order_type"] == "stop-loss-limit"
         assert pending["stop_price"] == Decimal("59000")
@@ -200,6 +209,22 @@ def test_sequence_runs_per_connection_across_resubscribes(sim: SimProcess) -> No
         again = await feed.next()
         assert (again["type"], again["sequence"]) == ("snapshot", 4)
         assert len(again["data"]) == 1
+
+    _run(sim, body)
+
+
+def test_deprecated_snapshot_trades_means_trades_only(sim: SimProcess) -> None:
+    """`snapshot_trades: true` (Kraken's deprecated option): a snapshot of fills only."""
+    token = _token(sim)
+
+    async def body(feed: Feed) -> None:
+        await _add(sim, TRADER, type="buy", volume="0.001", price="61000")  # fills at once
+        await _add(sim, TRADER, type="buy", volume="0.01", price="40000")  # rests
+        await feed.subscribe(token, snapshot_trades=True)
+        snapshot = await feed.next()
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["data"]
+        assert all(item["exec_type"] == "trade" for item in snapshot["data"])
 
     _run(sim, body)
 

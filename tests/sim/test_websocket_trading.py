@@ -31,6 +31,8 @@ XXBTZUSD = "60000"
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
     with running_sim(ACCOUNTS, "--seed", "31") as process:
+        # Many REST calls in a row; the REST rate limit is not what these tests are about.
+        process.control("limits", {"rest": False})
         yield process
 
 
