@@ -30,8 +30,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from kraken_sim.context import SimContext
 from kraken_sim.errors import INTERNAL_ERROR, SimError, invalid_arguments
+
+log = structlog.get_logger("kraken_sim.ws")
 
 TRADING_METHODS = frozenset({
     "add_order", "amend_order", "edit_order", "cancel_order", "cancel_all",
@@ -149,7 +153,8 @@ class WsTrading:
             return handlers[method](params)
         except SimError as exc:
             return [(None, exc.error)]
-        except (KeyError, TypeError, ValueError):
+        except Exception:  # as REST answers a handler's bug: an error reply, never a traceback
+            log.exception("sim.ws_handler_crashed", method=method)
             return [(None, INTERNAL_ERROR)]
 
     def _add_order(self, params: dict[str, Any]) -> list[Outcome]:
