@@ -239,6 +239,8 @@ class Amends:
             return {"amend_id": amend_id}
         order.volume, order.price, order.price2 = changed.volume, changed.price, changed.price2
         history.append(_snapshot(order, amend_id, "user", now))
+        # The WebSocket's `amended` update, before any fill the new terms cause.
+        self._exchange.notify(wallet, "amended", order)
         # A new limit or trigger may now be crossed by the current price.
         self._exchange.price_moved(pair)
         return {"amend_id": amend_id}

@@ -18,6 +18,7 @@ from kraken_sim.clock import SimClock
 from kraken_sim.engine import Engine
 from kraken_sim.errors import SimError
 from kraken_sim.faults import FaultBook
+from kraken_sim.markets import Pair
 from kraken_sim.matching import OrderObserver
 from kraken_sim.orders import SimOrder, Trade
 from kraken_sim.reqlog import RequestLog
@@ -41,6 +42,7 @@ class Exchange(Protocol):
     def open_orders_of(self, account_id: str) -> list[SimOrder]: ...
     def recent_trades_of(self, account_id: str, limit: int) -> list[tuple[SimOrder, Trade]]: ...
     def max_rate_count(self, account_id: str) -> int: ...
+    def rate_count(self, account_id: str, pair: Pair) -> float: ...
 
     order_limits: bool
 

@@ -284,6 +284,10 @@ class Engine:
         trades = sorted(wallet.trades.values(), key=lambda trade: trade.trade_id)[-limit:]
         return [(wallet.orders[trade.ordertxid], trade) for trade in trades]
 
+    def rate_count(self, account_id: str, pair: Pair) -> float:
+        """The account's matching-engine counter on `pair` now (the WebSocket's `ratecount`)."""
+        return self._exchange.wallets[account_id].counter(pair).value(self._clock())
+
     def max_rate_count(self, account_id: str) -> int:
         """The matching-engine counter's threshold for the account's tier."""
         return int(self._exchange.wallets[account_id].limits.threshold)

@@ -15,6 +15,7 @@ The spec is one JSON object:
     {"endpoint": "AddOrder", "kind": "http502", "apply_probability": 0.5, "seed": 7, "count": -1}
     {"endpoint": "AddOrder", "kind": "late_visibility", "delay_s": 2}
     {"endpoint": "Balance", "kind": "throttled", "retry_after_s": 3}
+    {"endpoint": "ws:executions", "kind": "ws_skip"}
 
 Kinds, by where they act:
 
@@ -40,12 +41,20 @@ Kinds, by where they act:
   answered normally, but the orders it created (the reply's `txid`s) are left out of
   OpenOrders, ClosedOrders and QueryOrders until `delay_s` has passed, as Kraken's order lists
   have been seen to lag an accepted order. ClosedOrders' `count` leaves out the hidden orders of
-  the page it answers. Cancelling such an order works at once; TradesHistory, the WebSocket
-  feed and the `state` control operation show it. `faults/clear` makes every hidden order
-  visible;
+  the page it answers. The WebSocket holds its `executions` frames back for as long.
+  Cancelling such an order works at once; TradesHistory and the `state` control operation
+  show it. `faults/clear` makes every hidden order visible;
 - on the reply, after the call was applied: `drop_reply` (the connection is closed with no
   reply; in-process: `requests.ConnectionError`), `bad_reply` (HTTP 200, a JSON body that is not
   Kraken's envelope), `mutate` and `error_string` below.
+
+- on the private WebSocket (endpoint `ws:executions` or `ws:balances`, only these kinds): each
+  frame of that channel about to be sent on any connection counts as one request.
+  `ws_skip`: the frame is not sent but its `sequence` is used up, so the client sees a gap;
+  `ws_drop`: the frame is not sent and the TCP connection is closed with no WebSocket close
+  frame, as when a network path fails (the client sees close code 1006);
+  `ws_stall`: the frame is not sent and the connection goes silent, open but with no further
+  frame, heartbeat or reply, until the client closes it.
 
 `mutate` changes a successful reply's `result`. `path` is dot-separated and relative to
 `result` ("" is `result` itself); a segment is an object key, a list index, or `*` for every
@@ -90,6 +99,14 @@ class FaultKind(enum.Enum):
     DEADLINE_ELAPSED = "deadline_elapsed"  # EService:Deadline elapsed, not applied
     THROTTLED = "throttled"  # EService: Throttled: <unix time>, not applied
     LATE_VISIBILITY = "late_visibility"  # applied; its orders are listed only after delay_s
+    WS_SKIP = "ws_skip"  # a WebSocket frame is not sent; its sequence number is used up
+    WS_DROP = "ws_drop"  # a WebSocket frame is not sent; the connection is closed
+    WS_STALL = "ws_stall"  # a WebSocket frame is not sent; the connection goes silent
+
+
+# The WebSocket's channels a fault can be armed for, and the kinds that act there (only there).
+SOCKET_ENDPOINTS = frozenset({"ws:executions", "ws:balances"})
+SOCKET_KINDS = frozenset({FaultKind.WS_SKIP, FaultKind.WS_DROP, FaultKind.WS_STALL})
 
 
 # Faults that happen "in front of" Kraken: unless an apply_probability draw lets it through, the
@@ -259,6 +276,12 @@ def parse_fault(payload: Any) -> Fault:
         raise FaultSpecError("'latency_ms' must be a number >= 0")
     if kind is FaultKind.LATENCY and latency == 0:
         raise FaultSpecError("a latency fault needs 'latency_ms' > 0")
+    if (endpoint in SOCKET_ENDPOINTS) != (kind in SOCKET_KINDS):
+        socket = ", ".join(sorted(k.value for k in SOCKET_KINDS))
+        raise FaultSpecError(
+            f"the WebSocket endpoints ({', '.join(sorted(SOCKET_ENDPOINTS))}) take exactly the "
+            f"kinds {socket}"
+        )
     allowed = _COMMON_FIELDS | _KIND_FIELDS.get(kind, set())
     unknown = sorted(set(payload) - allowed)
     if unknown:
@@ -329,8 +352,16 @@ class FaultBook:
 
     def take(self, method: str) -> Fault | None:
         """The fault this request suffers, if any; uses up one of its count."""
+        return self._take((method, ALL_METHODS))
+
+    def take_socket(self, channel: str) -> Fault | None:
+        """The fault the next frame of this WebSocket channel suffers, if any (armed for
+        `ws:<channel>` itself; "*" does not reach the socket)."""
+        return self._take((f"ws:{channel}",))
+
+    def _take(self, endpoints: tuple[str, ...]) -> Fault | None:
         for fault in self._faults:
-            if fault.endpoint in (method, ALL_METHODS):
+            if fault.endpoint in endpoints:
                 if fault.remaining > 0:
                     fault.remaining -= 1
                     if fault.remaining == 0:

@@ -50,7 +50,8 @@ from kraken_sim.wallet import Wallet
 @dataclass(frozen=True)
 class OrderEvent:
     """One change of an order, named by Kraken's WebSocket v2 `exec_type`: pending_new, new,
-    trade, filled, canceled or expired. Observers are called synchronously while the order is
+    trade, filled, canceled, expired, amended (a user's AmendOrder) or status (a stop or
+    take-profit triggered). Observers are called synchronously while the order is
     in exactly this state, so they must copy what they need before returning."""
 
     account: str
@@ -108,6 +109,10 @@ class Exchange:
         event = OrderEvent(wallet.account_id, exec_type, order, when, trade)
         for observer in list(self.observers):
             observer(event)
+
+    def notify(self, wallet: Wallet, exec_type: str, order: SimOrder) -> None:
+        """Tell the observers of a change made outside this module (an amend), now."""
+        self._notify(wallet, exec_type, order, self.clock())
 
     def fee_rate(self, wallet: Wallet, pair: Pair, maker: bool) -> Decimal:
         """The fee rate a fill of this account on this pair pays (its 30-day volume tier)."""
@@ -362,6 +367,7 @@ class Exchange:
     def _trigger(self, wallet: Wallet, order: SimOrder, last: Decimal) -> None:
         order.triggered = True
         order.misc.append("stopped" if order.ordertype.is_stop_loss else "touched")
+        self._notify(wallet, "status", order, self.clock())
         if order.ordertype.has_limit_after_trigger:
             self._limit_arrives(wallet, order, last)
             return

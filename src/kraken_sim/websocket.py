@@ -1,23 +1,37 @@
-"""Kraken's authenticated WebSocket v2 `executions` channel, served at /v2 on the simulator.
+"""Kraken's authenticated WebSocket v2, served at /v2 on the simulator: the `executions` and
+`balances` channels, and trading (ws_trading.py).
 
 Kraken serves it at wss://ws-auth.kraken.com/v2; a client points at ws://127.0.0.1:PORT/v2.
-Shapes follow kraken-api.md §6: a status frame on connect; `ping` → `pong`; `subscribe` with a
-token from GetWebSocketsToken → the ack, then a `snapshot` (sequence 1) and one `update` per
-change of the account's orders, whoever made it (REST on any key of the account, price moves,
-expiry); `{"channel":"heartbeat"}` about once a second when nothing else was sent.
+Shapes follow kraken-api.md §6 (the items themselves are built in ws_items.py): a status frame
+on connect; `ping` → `pong`; `subscribe` with a token from GetWebSocketsToken → the ack, then a
+`snapshot` and one `update` per change, whoever made it (REST on any key of the account, price
+moves, `/sim/trade`, expiry); `{"channel":"heartbeat"}` about once a second when nothing else
+was sent.
+
+`executions` options: `snap_orders` (default true), `snap_trades` (default false; the last 50
+fills), `order_status` (default true; false streams only new, trade, filled, canceled and
+expired items), `ratecounter` (default false; true adds `ratecount`, the account's
+matching-engine counter on the item's pair, to every item). `balances` option: `snapshot`
+(default true). `sequence` counts the data frames of one connection, across both channels, and
+is not reset by a resubscribe.
 
 The engine calls `WsHub.on_event` synchronously inside a request; the hub turns the order into
 its JSON item at once (the order object changes afterwards) and queues it per connection, so the
-engine never waits on a socket.
+engine never waits on a socket. The sequence number is given when a frame is sent, so that:
+- an order a `late_visibility` fault hides from REST is not on the socket either: its frames
+  (and any later frame about it) wait until it is visible, then go out in their order; a
+  snapshot leaves it out and sends a `new` update for it once visible;
+- the socket faults (faults.py: `ws_skip`, `ws_drop`, `ws_stall` for `ws:executions` or
+  `ws:balances`) act on the next frame of their channel sent on any connection.
 
 Choices where Kraken's documentation is silent or the simulator simplifies:
-- a bad or expired token: `ESession:Invalid session` (what Kraken's spot socket answers).
-- only `executions` can be subscribed; another channel or method gets a failure reply
-  `EGeneral:Invalid arguments`.
-- every change is its own `update` frame with one item (Kraken may batch several).
-- the engine applies expiries lazily; a subscribed socket applies them on each quiet second,
-  so an `expired` update comes within about a second without any REST request.
-- trigger orders carry no `triggers` object; viqc market buys show `cash_order_qty`.
+- a bad or expired token: `ESession:Invalid session` (what Kraken's spot socket answers);
+- only `executions` and `balances` can be subscribed; besides `ping`, `subscribe` and
+  `unsubscribe` the methods are the trading methods of ws_trading.py; another channel or method
+  gets a failure reply `EGeneral:Invalid arguments`;
+- every change is its own `update` frame (Kraken may batch several);
+- the engine applies expiries lazily; a subscribed socket applies them on each quiet second, so
+  an `expired` update comes within about a second without any REST request.
 """
 
 from __future__ import annotations
@@ -26,202 +40,137 @@ import asyncio
 import contextlib
 import json
 import secrets
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import structlog
 from aiohttp import WSMsgType, web
 
-from kraken_sim.context import CONTEXT, SimContext
+from kraken_sim.context import CONTEXT, SimContext, to_json
+from kraken_sim.faults import FaultKind
+from kraken_sim.markets import find_asset
 from kraken_sim.matching import OrderEvent
-from kraken_sim.orders import OrderType, SimOrder, Status, Trade
+from kraken_sim.orders import SimOrder
+from kraken_sim.ws_items import (
+    balance_snapshot_item,
+    balance_update_item,
+    event_item,
+    order_item,
+    rfc3339,
+    snapshot_status,
+    trade_item,
+    trade_legs,
+)
+from kraken_sim.ws_trading import TRADING_METHODS, WsTrading
 
 log = structlog.get_logger("kraken_sim.ws")
 
 HEARTBEAT_S = 1.0
+HELD_POLL_S = 0.1  # how often frames held back by late_visibility are looked at
 SNAP_TRADES = 50  # Kraken's snapshot carries the last 50 fills
 INVALID_SESSION = "ESession:Invalid session"
 INVALID_ARGUMENTS = "EGeneral:Invalid arguments"
-# v2 names assets as ccxt does: XBT is BTC, XDG is DOGE (DOC-WS v2-vs-v1 table).
-_V2_ASSET = {"XBT": "BTC", "XDG": "DOGE"}
+# What order_status:false still streams (Kraken: "only open / close transitions").
+_OPEN_CLOSE = frozenset({"new", "trade", "filled", "canceled", "expired"})
 
 
-def rfc3339(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+@dataclass
+class ExecutionsSub:
+    account: str
+    token: str
+    order_status: bool
+    ratecounter: bool
 
 
-def v2_asset(altname: str) -> str:
-    return _V2_ASSET.get(altname, altname)
+@dataclass
+class BalancesSub:
+    account: str
+    token: str
+    balances: dict[str, Decimal] = field(default_factory=dict)  # by asset id, kept up to date
 
 
-def v2_symbol(order: SimOrder) -> str:
-    return f"{v2_asset(order.pair.base.altname)}/{v2_asset(order.pair.quote.altname)}"
+@dataclass
+class Frame:
+    """A message waiting to be sent; a data frame (`channel` set) gets its sequence on sending."""
 
-
-def _num(value: Decimal) -> float:
-    """v2 sends numbers as JSON numbers, not strings."""
-    return float(value)
-
-
-def _limit_price(order: SimOrder) -> Decimal | None:
-    if order.ordertype is OrderType.LIMIT:
-        return order.price
-    if order.ordertype.has_limit_after_trigger:
-        return order.price2
-    return None
-
-
-def _fee_usd(order: SimOrder, fee: Decimal, price: Decimal) -> float | None:
-    """The fee in USD when the pair is quoted in USD (else unknown here, left out)."""
-    if order.pair.quote.altname != "USD":
-        return None
-    return _num(fee * price if order.fee_in_base else fee)
-
-
-def _ids(order: SimOrder) -> dict[str, Any]:
-    item: dict[str, Any] = {"order_id": order.txid, "order_userref": order.userref or 0}
-    if order.cl_ord_id is not None:
-        item["cl_ord_id"] = order.cl_ord_id
-    return item
-
-
-def _status_head(order: SimOrder, exec_type: str) -> dict[str, Any]:
-    """The first fields of an item whose exec_type is also the order's status."""
-    item = _ids(order)
-    item.update(
-        exec_type=exec_type,
-        order_status=exec_type,
-        symbol=v2_symbol(order),
-        side=order.side.value,
-    )
-    return item
-
-
-def order_item(order: SimOrder, exec_type: str, when: float) -> dict[str, Any]:
-    """A pending_new / new item (also the snapshot's open orders): the whole order."""
-    item = _status_head(order, exec_type)
-    item.update(
-        order_type=order.ordertype.value,
-        time_in_force=order.timeinforce.value,
-        cum_qty=_num(order.vol_exec),
-        cum_cost=_num(order.cost),
-        fee_usd_equiv=0.0,
-        fee_ccy_pref="fcib" if order.fee_in_base else "fciq",
-        timestamp=rfc3339(when),
-    )
-    # viqc: the volume is in quote units, which v2 calls cash_order_qty.
-    item["cash_order_qty" if order.viqc else "order_qty"] = _num(order.volume)
-    limit = _limit_price(order)
-    if limit is not None:
-        item["limit_price"] = _num(limit)
-        item["limit_price_type"] = "static"
-    if order.post_only:
-        item["post_only"] = True
-    return item
-
-
-def _complete(order: SimOrder) -> bool:
-    if order.viqc:  # volume in quote units: complete once the engine has closed it
-        return order.status is Status.CLOSED
-    return order.vol_exec >= order.volume
-
-
-def trade_item(order: SimOrder, trade: Trade, when: float) -> dict[str, Any]:
-    item = _ids(order)
-    fee_asset = order.pair.base if trade.fee_in_base else order.pair.quote
-    item.update(
-        exec_id=trade.txid,
-        exec_type="trade",
-        trade_id=trade.trade_id,
-        symbol=v2_symbol(order),
-        side=order.side.value,
-        order_type=order.ordertype.value,
-        last_qty=_num(trade.vol),
-        last_price=_num(trade.price),
-        liquidity_ind="m" if trade.maker else "t",
-        cost=_num(trade.cost),
-        # The order's totals so far (it is updated before observers hear of the trade). Kraken
-        # may say partially_filled even on the trade that completes an order; a `filled` update
-        # follows either way.
-        order_status="filled" if _complete(order) else "partially_filled",
-        cum_qty=_num(order.vol_exec),
-        cum_cost=_num(order.cost),
-        avg_price=_num(order.avg_price or trade.price),
-        fees=[{"asset": v2_asset(fee_asset.altname), "qty": _num(trade.fee)}],
-        timestamp=rfc3339(when),
-    )
-    fee_usd = _fee_usd(order, trade.fee, trade.price)
-    if fee_usd is not None:
-        item["fee_usd_equiv"] = fee_usd
-    return item
-
-
-def closed_item(order: SimOrder, exec_type: str, when: float) -> dict[str, Any]:
-    """filled / canceled / expired: the order's totals and, for a cancel, the reason."""
-    item = _status_head(order, exec_type)
-    item.update(
-        cum_qty=_num(order.vol_exec),
-        cum_cost=_num(order.cost),
-        avg_price=_num(order.avg_price or Decimal(0)),
-        fee_usd_equiv=_fee_usd(order, order.fee, order.avg_price or Decimal(0)) or 0.0,
-        timestamp=rfc3339(when),
-    )
-    if exec_type == "canceled" and order.reason is not None:
-        # Kraken still sends the deprecated cancel_reason beside reason (KARS frames).
-        item["cancel_reason"] = order.reason
-        item["reason"] = order.reason
-    return item
-
-
-def event_item(event: OrderEvent) -> dict[str, Any]:
-    if event.exec_type in ("pending_new", "new"):
-        return order_item(event.order, event.exec_type, event.time)
-    if event.exec_type == "trade":
-        assert event.trade is not None
-        return trade_item(event.order, event.trade, event.time)
-    return closed_item(event.order, event.exec_type, event.time)
+    message: dict[str, Any]
+    channel: str | None = None
+    order_ids: frozenset[str] = frozenset()
 
 
 class Connection:
-    """One client socket: its executions subscription (if any) and what is queued for it."""
+    """One client socket: its subscriptions and what is queued or held back for it."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
         self.ws = ws
-        self.account: str | None = None
-        self.token: str | None = None
+        self.transport = transport  # a ws_drop fault closes it under the socket
+        self.executions: ExecutionsSub | None = None
+        self.balances: BalancesSub | None = None
         self.sequence = 0
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Frame] = asyncio.Queue()
+        self.held: list[Frame] = []  # frames about orders late_visibility still hides
+        self.stalled = False
+
+    @property
+    def subscribed(self) -> bool:
+        return self.executions is not None or self.balances is not None
+
+    def tokens(self) -> list[str]:
+        return [sub.token for sub in (self.executions, self.balances) if sub is not None]
 
     def send_later(self, message: dict[str, Any]) -> None:
-        self.queue.put_nowait(message)
+        self.queue.put_nowait(Frame(message))
 
-    def executions(self, kind: str, data: list[dict[str, Any]]) -> None:
-        self.sequence += 1
-        self.send_later({"channel": "executions", "type": kind, "data": data,
-                         "sequence": self.sequence})  # fmt: skip
+    def data(self, channel: str, kind: str, data: list[dict[str, Any]]) -> None:
+        ids = frozenset(item["order_id"] for item in data if "order_id" in item)
+        self.queue.put_nowait(Frame({"channel": channel, "type": kind, "data": data},
+                                    channel, ids))  # fmt: skip
 
 
 class WsHub:
     """The engine's observer: fans order changes out to the connections subscribed to them."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: SimContext) -> None:
+        self.context = context
         self.connections: set[Connection] = set()
 
     def on_event(self, event: OrderEvent) -> None:
-        listeners = [c for c in self.connections if c.account == event.account]
-        if not listeners:
-            return
-        item = event_item(event)
-        for connection in listeners:
-            connection.executions("update", [item])
+        item: dict[str, Any] | None = None
+        for connection in list(self.connections):
+            sub = connection.executions
+            if (
+                sub is not None
+                and sub.account == event.account
+                and (sub.order_status or event.exec_type in _OPEN_CLOSE)
+            ):
+                item = item or event_item(event)
+                shown = item
+                if sub.ratecounter:
+                    count = self.context.engine.rate_count(event.account, event.order.pair)
+                    shown = {**item, "ratecount": round(count, 4)}
+                connection.data("executions", "update", [shown])
+            balances = connection.balances
+            if balances is not None and balances.account == event.account and event.trade:
+                self._balance_update(connection, balances, event)
+
+    @staticmethod
+    def _balance_update(connection: Connection, sub: BalancesSub, event: OrderEvent) -> None:
+        assert event.trade is not None
+        items = []
+        for asset, amount, fee in trade_legs(event.trade):
+            balance = sub.balances.get(asset.id, Decimal(0)) + amount - fee
+            sub.balances[asset.id] = balance
+            items.append(balance_update_item(sub.account, event.trade, asset, amount, fee,
+                                             balance))  # fmt: skip
+        connection.data("balances", "update", items)
 
 
 WS_HUB = web.AppKey("copytrader_sim_ws_hub", WsHub)
 
 
 def add_websocket_routes(app: web.Application, context: SimContext) -> None:
-    hub = WsHub()
+    hub = WsHub(context)
     app[WS_HUB] = hub
     app.router.add_get("/v2", _handle_ws)
     context.engine.add_order_observer(hub.on_event)
@@ -237,7 +186,7 @@ async def _handle_ws(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[WS_HUB]
     ws = web.WebSocketResponse()
     await ws.prepare(request)
-    connection = Connection(ws)
+    connection = Connection(ws, request.transport)
     hub.connections.add(connection)
     connection.send_later({"channel": "status", "type": "update", "data": [{
         "api_version": "v2", "connection_id": secrets.randbits(63), "system": "online",
@@ -259,27 +208,92 @@ async def _handle_ws(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _send_loop(connection: Connection, context: SimContext) -> None:
-    """Send what is queued; after a quiet second on a subscribed socket, a heartbeat."""
+    """Send what is queued and what late_visibility no longer holds back; after a quiet second
+    on a subscribed socket, a heartbeat."""
+    loop = asyncio.get_running_loop()
+    last_sent = loop.time()
     with contextlib.suppress(ConnectionError, RuntimeError):
         while not connection.ws.closed:
+            wait = HELD_POLL_S if connection.held else HEARTBEAT_S
             try:
-                message = await asyncio.wait_for(connection.queue.get(), HEARTBEAT_S)
+                frame: Frame | None = await asyncio.wait_for(connection.queue.get(), wait)
             except TimeoutError:
-                if connection.account is None:
-                    continue
+                frame = None
+            if connection.stalled:
+                continue  # a ws_stall fault: silence until the client closes
+            if frame is None and connection.subscribed:
                 # Expiries happen lazily in the engine; apply them so the feed reports them.
                 context.engine.tick()
-                if connection.token is not None:
-                    context.ws_tokens.keep_alive(connection.token)
-                if connection.queue.empty():
-                    message = {"channel": "heartbeat"}
-                else:
-                    continue
-            await connection.ws.send_str(json.dumps(message))
+                for token in connection.tokens():
+                    context.ws_tokens.keep_alive(token)
+            sent = await _release_held(connection, context)
+            if frame is not None:
+                sent = await _offer(connection, context, frame) or sent
+            if sent:
+                last_sent = loop.time()
+            elif (frame is None and connection.subscribed and connection.queue.empty()
+                  and loop.time() - last_sent >= HEARTBEAT_S):  # fmt: skip
+                await connection.ws.send_str(json.dumps({"channel": "heartbeat"}))
+                last_sent = loop.time()
+
+
+def _hidden(context: SimContext) -> frozenset[str]:
+    return context.faults.hidden(context.clock.time())
+
+
+async def _offer(connection: Connection, context: SimContext, frame: Frame) -> bool:
+    """Send a frame now, or hold it back behind an order late_visibility hides (or behind a
+    held frame about the same order). Returns whether anything went out."""
+    if frame.order_ids and frame.channel == "executions":
+        waiting = set().union(*(held.order_ids for held in connection.held))
+        if frame.order_ids & (_hidden(context) | waiting):
+            connection.held.append(frame)
+            return False
+    return await _deliver(connection, context, frame)
+
+
+async def _release_held(connection: Connection, context: SimContext) -> bool:
+    """Send, in their order, the held frames whose orders are visible now."""
+    if not connection.held:
+        return False
+    hidden = set(_hidden(context))
+    still: list[Frame] = []
+    sent = False
+    for frame in connection.held:
+        if frame.order_ids & hidden:
+            still.append(frame)
+            hidden |= frame.order_ids  # later frames about these orders keep waiting too
+        else:
+            sent = await _deliver(connection, context, frame) or sent
+    connection.held = still
+    return sent
+
+
+async def _deliver(connection: Connection, context: SimContext, frame: Frame) -> bool:
+    """Send one frame, numbering a data frame; a socket fault may eat it (and the
+    connection). Returns whether it went out."""
+    if connection.stalled or connection.ws.closed:
+        return False
+    message = frame.message
+    if frame.channel is not None:
+        connection.sequence += 1
+        message = {**message, "sequence": connection.sequence}
+        fault = context.faults.take_socket(frame.channel)
+        if fault is not None:
+            log.info("sim.ws_fault_fired", channel=frame.channel, kind=fault.kind.value,
+                     sequence=connection.sequence, remaining=fault.remaining)  # fmt: skip
+            if fault.kind is FaultKind.WS_DROP and connection.transport is not None:
+                connection.transport.close()  # no close frame: the client sees the line drop
+                connection.stalled = True
+            elif fault.kind is FaultKind.WS_STALL:
+                connection.stalled = True
+            return False
+    await connection.ws.send_str(to_json(message))
+    return True
 
 
 def _reply(connection: Connection, method: str, request: dict[str, Any], time_in: float,
-           context: SimContext, *, result: dict[str, Any] | None = None,
+           context: SimContext, *, result: Any = None,
            error: str | None = None) -> None:  # fmt: skip
     reply: dict[str, Any] = {"method": method}
     if "req_id" in request:
@@ -300,7 +314,8 @@ def _reply(connection: Connection, method: str, request: dict[str, Any], time_in
 def _handle_text(connection: Connection, context: SimContext, text: str) -> None:
     time_in = context.clock.time()
     try:
-        request = json.loads(text)
+        # Decimal numbers reach the REST handlers as the text the client wrote.
+        request = json.loads(text, parse_float=str)
     except ValueError:
         request = None
     if not isinstance(request, dict):
@@ -311,20 +326,37 @@ def _handle_text(connection: Connection, context: SimContext, text: str) -> None
     method = request.get("method")
     params = request.get("params")
     params = params if isinstance(params, dict) else {}
+    channel = params.get("channel")
     if method == "ping":
         _reply(connection, "pong", request, time_in, context)
-    elif method == "subscribe" and params.get("channel") == "executions":
+    elif method in TRADING_METHODS:
+        _trade(connection, context, request, params, time_in)
+    elif method == "subscribe" and channel in ("executions", "balances"):
         _subscribe(connection, context, request, params, time_in)
-    elif method == "unsubscribe" and params.get("channel") == "executions":
-        if connection.account is None:
+    elif method == "unsubscribe" and channel in ("executions", "balances"):
+        if getattr(connection, str(channel)) is None:
             _reply(connection, "unsubscribe", request, time_in, context, error=INVALID_ARGUMENTS)
             return
-        connection.account = None
-        connection.token = None
+        setattr(connection, str(channel), None)
         _reply(connection, "unsubscribe", request, time_in, context,
-               result={"channel": "executions"})  # fmt: skip
+               result={"channel": channel})  # fmt: skip
     else:
         _reply(connection, str(method), request, time_in, context, error=INVALID_ARGUMENTS)
+
+
+def _trade(connection: Connection, context: SimContext, request: dict[str, Any],
+           params: dict[str, Any], time_in: float) -> None:  # fmt: skip
+    """A trading method (ws_trading.py); each outcome is one reply."""
+    method = str(request["method"])
+    token = params.get("token")
+    account = context.ws_tokens.account_for(token) if isinstance(token, str) else None
+    if account is None or not isinstance(token, str):
+        _reply(connection, method, request, time_in, context, error=INVALID_SESSION)
+        return
+    context.ws_tokens.keep_alive(token)
+    fields = {name: value for name, value in params.items() if name != "token"}
+    for result, error in WsTrading(context, account).serve(method, fields):
+        _reply(connection, method, request, time_in, context, result=result, error=error)
 
 
 def _flag(params: dict[str, Any], name: str, default: bool) -> bool:
@@ -339,15 +371,29 @@ def _subscribe(connection: Connection, context: SimContext, request: dict[str, A
     if account is None or not isinstance(token, str):
         _reply(connection, "subscribe", request, time_in, context, error=INVALID_SESSION)
         return
-    # snapshot / snapshot_trades are Kraken's deprecated aliases.
-    snap_orders = _flag(params, "snap_orders", _flag(params, "snapshot", True))
-    snap_trades = _flag(params, "snap_trades", _flag(params, "snapshot_trades", False))
     context.ws_tokens.keep_alive(token)
     # Apply due expiries first, so their updates cannot come before this snapshot.
     context.engine.tick()
-    connection.account = account
-    connection.token = token
-    connection.sequence = 0
+    if params.get("channel") == "balances":
+        _subscribe_balances(connection, context, request, params, time_in, account, token)
+    else:
+        _subscribe_executions(connection, context, request, params, time_in, account, token)
+
+
+def _subscribe_executions(connection: Connection, context: SimContext, request: dict[str, Any],
+                          params: dict[str, Any], time_in: float, account: str,
+                          token: str) -> None:  # fmt: skip
+    # Kraken's deprecated options: `snapshot` means snap_orders; `snapshot_trades: true` means a
+    # snapshot of trades only.
+    trades_only = _flag(params, "snapshot_trades", False)
+    snap_orders = _flag(params, "snap_orders", _flag(params, "snapshot", not trades_only))
+    snap_trades = _flag(params, "snap_trades", trades_only)
+    connection.executions = ExecutionsSub(
+        account,
+        token,
+        order_status=_flag(params, "order_status", True),
+        ratecounter=_flag(params, "ratecounter", False),
+    )
     result = {
         "channel": "executions",
         "maxratecount": context.engine.max_rate_count(account),
@@ -360,11 +406,40 @@ def _subscribe(connection: Connection, context: SimContext, request: dict[str, A
     if not (snap_orders or snap_trades):
         return
     data: list[dict[str, Any]] = []
+    hidden = _hidden(context)
+    late: list[SimOrder] = []
     if snap_orders:
         for order in context.engine.open_orders_of(account):
-            status = "new" if order.status.value == "open" else "pending_new"
-            data.append(order_item(order, status, order.opentm))
+            if order.txid in hidden:
+                late.append(order)
+            else:
+                data.append(order_item(order, snapshot_status(order), order.opentm))
     if snap_trades:
         for order, trade in context.engine.recent_trades_of(account, SNAP_TRADES):
-            data.append(trade_item(order, trade, trade.time))
-    connection.executions("snapshot", data)
+            if order.txid not in hidden:
+                data.append(trade_item(order, trade, trade.time))
+    connection.data("executions", "snapshot", data)
+    for order in late:  # sent as a `new` update once late_visibility shows it
+        connection.held.append(Frame({"channel": "executions", "type": "update",
+                                      "data": [order_item(order, "new", order.opentm)]},
+                                     "executions", frozenset({order.txid})))  # fmt: skip
+
+
+def _subscribe_balances(connection: Connection, context: SimContext, request: dict[str, Any],
+                        params: dict[str, Any], time_in: float, account: str,
+                        token: str) -> None:  # fmt: skip
+    snapshot = _flag(params, "snapshot", True)
+    shown = context.engine.state()["accounts"][account]["balances"]
+    sub = BalancesSub(account, token, {asset_id: Decimal(amount)
+                                       for asset_id, amount in shown.items()})  # fmt: skip
+    connection.balances = sub
+    _reply(connection, "subscribe", request, time_in, context,
+           result={"channel": "balances", "snapshot": snapshot})  # fmt: skip
+    if not snapshot:
+        return
+    data = []
+    for asset_id, amount in sub.balances.items():
+        asset = find_asset(asset_id)
+        if asset is not None:
+            data.append(balance_snapshot_item(asset, amount))
+    connection.data("balances", "snapshot", data)

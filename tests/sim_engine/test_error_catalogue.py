@@ -18,7 +18,7 @@ from tests.sim_engine.conftest import Clock, add, error_of
 # The engine's modules: everything under sim/ that the HTTP server helper does not own.
 SERVER_MODULES = {"server", "auth", "ratelimit", "faults", "accounts", "control", "errors",
                   "__init__", "clock", "context", "lockout", "nonces", "reqlog", "tokens",
-                  "wire"}  # fmt: skip
+                  "wire", "websocket", "ws_items", "ws_trading"}  # fmt: skip
 LIMIT = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "50000",
          "volume": "0.001"}  # fmt: skip
 
