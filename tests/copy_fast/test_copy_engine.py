@@ -16,8 +16,9 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from copytrader.copying.accounts import CopyBroker, UserSizing
+from copytrader.copying.accounts import CopyBroker, UserAccount, UserSizing
 from copytrader.copying.kill_switch import KILL_SWITCH_FILE_NAME
+from copytrader.copying.unknown_outcomes import UnknownOutcomes
 from copytrader.domain import OrderStatus, OrderType, Side, TimeInForce
 from copytrader.errors import DiskFullError
 from copytrader.kraken import models
@@ -409,3 +410,55 @@ def test_copies_sized_together_in_a_batch_have_the_rules_volumes(tmp_path: Path)
         # at 50001 = 0.02999940001..., down to 8 decimals
         assert volumes == {"ann": Decimal("0.03"), "ben": Decimal("0.02999940")}
         assert_placed_once(world, first, second)
+
+
+def test_a_copy_with_an_unknown_outcome_found_later_is_recorded_and_cancelled_with_its_master(
+    tmp_path: Path,
+) -> None:
+    """The copy ended `failed` with an unknown outcome while its order did land. Once lookups
+    work again, the sweep finds it by cl_ord_id and records it `placed`; its master having been
+    cancelled meanwhile, the lane cancels it: no live copy is left behind. Nothing is sent."""
+    with copy_world(tmp_path, ["ann"], max_attempts=3) as world:
+        world.exchange.arm_fault({"endpoint": "AddOrder", "kind": "drop_reply", "count": 1})
+        for method in ("OpenOrders", "ClosedOrders", "QueryOrders"):
+            world.exchange.arm_fault({"endpoint": method, "kind": "unavailable", "count": -1})
+        lost = world.add_master()
+        [copy] = world.wait_done(lost)
+        assert copy.state is CopyState.FAILED
+        world.cancel_master(lost)
+        sweep = UnknownOutcomes(
+            world.ledger,
+            {"ann": UserAccount("ann", "Ann", world.brokers["ann"], UserSizing())},
+            time.time,
+        )
+        assert sweep.sweep() == 0  # lookups still failing: nothing decided
+        world.exchange.clear_faults()
+        with capture_logs() as logs:
+            assert sweep.sweep() == 1
+            world.copier.kick()
+            wait_until(
+                lambda: world.copy(lost, "ann").state is CopyState.CANCELLED, "the copy cancelled"
+            )
+        assert events(logs, "copy.found_after_unknown_outcome", cancel=True)
+        assert world.orders("ann")[copy.cl_ord_id].status is OrderStatus.CANCELLED
+        assert world.exchange.state()["counters"]["by_method"]["AddOrder"] == 1
+        assert sweep.sweep() == 0  # recorded now: not looked up again
+
+
+def test_a_copy_with_an_unknown_outcome_that_never_landed_stays_failed(tmp_path: Path) -> None:
+    with copy_world(tmp_path, ["ann"], max_attempts=3) as world:
+        world.exchange.arm_fault({"endpoint": "AddOrder", "kind": "hang", "count": 1})
+        for method in ("OpenOrders", "ClosedOrders", "QueryOrders"):
+            world.exchange.arm_fault({"endpoint": method, "kind": "unavailable", "count": -1})
+        lost = world.add_master()
+        [copy] = world.wait_done(lost)
+        assert copy.state is CopyState.FAILED
+        world.exchange.clear_faults()
+        sweep = UnknownOutcomes(
+            world.ledger,
+            {"ann": UserAccount("ann", "Ann", world.brokers["ann"], UserSizing())},
+            time.time,
+        )
+        assert sweep.sweep() == 0
+        assert world.copy(lost, "ann").state is CopyState.FAILED
+        assert copy.cl_ord_id not in world.orders("ann")

@@ -27,6 +27,16 @@ class CopyQueries(LedgerStore):
         with self._reading() as db:
             return select_copies(db, "c.master_txid = ?", (master_txid,))
 
+    def copies_failed_with_unknown_outcome(self, since: float) -> list[CopyRecord]:
+        """Copies that ended `failed` while they may have been sent (their ledger error starts
+        "outcome unknown"), updated at or after `since`."""
+        with self._reading() as db:
+            return select_copies(
+                db,
+                "c.state = 'failed' AND c.error LIKE 'outcome unknown%' AND c.updated_at >= ?",
+                (since,),
+            )
+
     def all_copies(self) -> list[CopyRecord]:
         with self._reading() as db:
             return select_copies(db, "1 = 1", ())

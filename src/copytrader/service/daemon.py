@@ -32,6 +32,7 @@ from copytrader.config.settings import AccountSpec, Settings, load_settings
 from copytrader.copying.accounts import CopierSettings, UserAccount, UserSizing
 from copytrader.copying.kill_switch import KillSwitch
 from copytrader.copying.lanes import Copier
+from copytrader.copying.unknown_outcomes import UnknownOutcomes
 from copytrader.errors import ConfigError, DataDirLockedError, DiskFullError
 from copytrader.feed import MasterFeed, poll_interval_seconds
 from copytrader.feed.recorder import MasterRecorder
@@ -60,6 +61,9 @@ EXIT_LOCKED = 3  # another daemon uses this data folder
 # The lanes get this long after a stop to finish the call they are in, so the process exits
 # within Railway's and Docker's 10 s between SIGTERM and SIGKILL.
 DRAIN_TIMEOUT_S = 7.0
+# Copies given up with an unknown outcome are looked up again this often (see
+# copying/unknown_outcomes.py); with none, a sweep is one query of the ledger.
+UNKNOWN_OUTCOME_SWEEP_S = 60.0
 # A failing poll is retried after interval x 2^failures, at most this long.
 MAX_POLL_BACKOFF_S = 60.0
 # A MASTER that cannot be used (a wrong key or secret, a missing permission) is probed again
@@ -287,6 +291,8 @@ class CopyDaemon:
             dry_run=copy_settings.dry_run,
         )
         failures = 0
+        unknown_outcomes = UnknownOutcomes(ledger, accounts.users, time.time)
+        next_sweep = time.monotonic() + UNKNOWN_OUTCOME_SWEEP_S
         while not self._stop.is_set():
             started = time.monotonic()
             try:
@@ -317,9 +323,25 @@ class CopyDaemon:
                     " trying again at the next poll",
                     error=f"{type(error).__name__}: {error}",
                 )
+            if started >= next_sweep:
+                next_sweep = started + UNKNOWN_OUTCOME_SWEEP_S
+                self._sweep_unknown_outcomes(unknown_outcomes, copier)
             wait = interval * 2 ** min(failures, 6) if failures else interval
             self._stop.wait(max(0.0, min(wait, MAX_POLL_BACKOFF_S) - (time.monotonic() - started)))
         return self._drain(copier, ledger)
+
+    @staticmethod
+    def _sweep_unknown_outcomes(unknown_outcomes: UnknownOutcomes, copier: Copier) -> None:
+        try:
+            if unknown_outcomes.sweep():
+                copier.kick()  # a found copy whose master was cancelled is cancelled now
+        except DiskFullError as error:
+            log.debug("copy.sweep_waits_for_disk", message=str(error))
+        except Exception as error:
+            log.exception(
+                "copy.sweep_failed",
+                message=f"looking up copies with an unknown outcome failed ({error})",
+            )
 
     def _prepare_ledger(
         self,
