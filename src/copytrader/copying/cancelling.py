@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from copytrader.copying.accounts import UserAccount
 from copytrader.copying.outcomes import CopyOutcomes
-from copytrader.copying.resting import rest_of
 from copytrader.domain import OrderStatus
 from copytrader.errors import AccountUnusableError, OrderRejectedError, TransientError
 from copytrader.ledger import CopyRecord, CopyState, Ledger, MasterOrderRecord
@@ -26,7 +25,7 @@ class CopyCanceller:
         self._outcomes = outcomes
 
     def cancel(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
-        if self._waits_for_rest(account, master, copy):
+        if self._outcomes.wait_if_resting(account, master, copy, state=CopyState.PLACED):
             return
         try:
             if copy.txid is None:  # known to exist by its cl_ord_id only (a duplicate reply)
@@ -39,7 +38,7 @@ class CopyCanceller:
             self._outcomes.retry_or_give_up(master, copy, error, state=CopyState.PLACED)
             return
         except AccountUnusableError:
-            if self._waits_for_rest(account, master, copy):
+            if self._outcomes.wait_if_resting(account, master, copy, state=CopyState.PLACED):
                 return
             raise  # not resting (a missing permission): the lane gives the cancel up
         if count == 0:
@@ -49,7 +48,7 @@ class CopyCanceller:
                 self._outcomes.retry_or_give_up(master, copy, error, state=CopyState.PLACED)
                 return
             except AccountUnusableError:
-                if self._waits_for_rest(account, master, copy):
+                if self._outcomes.wait_if_resting(account, master, copy, state=CopyState.PLACED):
                     return
                 raise
             if found is not None and found.status is OrderStatus.CLOSED:
@@ -66,14 +65,3 @@ class CopyCanceller:
                 return
         self._outcomes.cancelled(master, copy)
 
-    def _waits_for_rest(
-        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
-    ) -> bool:
-        """True (and the cancel put off until the rest ends, uncounted) if the account rests."""
-        rest = rest_of(account)
-        if rest is None:
-            return False
-        self._outcomes.wait_for_rest(
-            master, copy, state=CopyState.PLACED, rest_s=rest.remaining_s, why=rest.reason
-        )
-        return True

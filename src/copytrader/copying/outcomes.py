@@ -13,7 +13,7 @@ operator knows to look its `cl_ord_id` up; a cancel that cannot be done leaves t
 A user's account that rests (the broker sends no private call for a while after a lockout, a
 bad key or signature: `KrakenBroker.cooldown_remaining_s`) is not the copy's failure: the copy
 waits, in the state it is in and without being charged an attempt, until the rest ends
-(`wait_for_rest`, one `copy.waiting` event). Then it goes through its gates again: a copy of a
+(`wait_if_resting`, one `copy.waiting` event). Then it goes through its gates again: a copy of a
 master order that still stands goes out, one of a filled market order only within
 `max_signal_age_seconds`, and a copy that may be on Kraken is looked up by its cl_ord_id first."""
 
@@ -23,7 +23,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from copytrader.copying.accounts import CopierSettings, CopyObserver
+from copytrader.copying.accounts import CopierSettings, CopyObserver, UserAccount
+from copytrader.copying.resting import rest_of
 from copytrader.copying.snapshots import AccountSnapshots
 from copytrader.domain import OrderType, Side
 from copytrader.errors import KrakenError
@@ -119,21 +120,26 @@ class CopyOutcomes:
             max_attempts=self._settings.max_attempts,
         )
 
-    def wait_for_rest(
+    def wait_if_resting(
         self,
+        account: UserAccount,
         master: MasterOrderRecord,
         copy: CopyRecord,
         *,
         state: CopyState,
-        rest_s: float,
-        why: str,
-    ) -> None:
-        """The user's account rests for `rest_s` more seconds (`why`: what started the rest):
-        the copy keeps its state, uncounted, with the reason in the ledger, and its lane waits
-        until the rest is over (the rest lives in the broker, not in the ledger: after a
-        restart the copy goes on at once). `submitting` stays so: its next step looks the
-        cl_ord_id up on Kraken before anything is sent again."""
-        wait_s = max(rest_s, 0.0)
+        fallback_why: str = "",
+    ) -> bool:
+        """False if the user's account may trade. Else (True) the copy waits for the account's
+        rest: it keeps its state, uncounted, with the reason (what started the rest, or
+        `fallback_why` when the broker recorded none) in the ledger, and its lane waits until
+        the rest is over (the rest lives in the broker, not in the ledger: after a restart the
+        copy goes on at once). `submitting` stays so: its next step looks the cl_ord_id up on
+        Kraken before anything is sent again."""
+        rest = rest_of(account)
+        if rest is None:
+            return False
+        why = rest.reason or fallback_why
+        wait_s = max(rest.remaining_s, 0.0)
         error = f"account resting: {why}" if why else "account resting"
         try:
             self._ledger.schedule_retry(
@@ -141,7 +147,7 @@ class CopyOutcomes:
                 state=state, count_attempt=False,
             )  # fmt: skip
         except LedgerError:
-            return  # the master's cancel moved it on meanwhile: the lane reads it again
+            return True  # the master's cancel moved it on meanwhile: the lane reads it again
         step = {
             CopyState.PLANNED: "it is sent",
             CopyState.SUBMITTING: "it is looked up on Kraken and, if not there, sent",
@@ -161,6 +167,7 @@ class CopyOutcomes:
             wait_s=round(wait_s, 3),
             reason=why,
         )
+        return True
 
     def fail_outcome_unknown(
         self,

@@ -131,11 +131,8 @@ class CopyPlacer:
     ) -> None:
         user_id = account.user_id
         earlier_run = self._earlier_run_may_have_sent(master)
-        rest = rest_of(account)
-        if rest is not None:  # nothing can be asked or sent now (the lane waits for it too)
-            self._outcomes.wait_for_rest(
-                master, copy, state=CopyState.PLANNED, rest_s=rest.remaining_s, why=rest.reason
-            )
+        # Nothing can be asked or sent while the account rests (the lane waits for it too).
+        if self._outcomes.wait_if_resting(account, master, copy, state=CopyState.PLANNED):
             return
         if earlier_run:
             # An earlier run saw this master order, or could have (it is older than this run):
@@ -200,14 +197,10 @@ class CopyPlacer:
     ) -> None:
         """After Kraken refused the account: wait if it now rests (a lockout, a bad key or
         signature start a rest), else end the copy `failed` (a missing permission)."""
-        rest = rest_of(account)
-        if rest is None:
+        if not self._outcomes.wait_if_resting(
+            account, master, copy, state=state, fallback_why=error_text(error)
+        ):
             self._outcomes.fail(master, copy, error_text(error))
-            return
-        self._outcomes.wait_for_rest(
-            master, copy, state=state, rest_s=rest.remaining_s,
-            why=rest.reason or error_text(error),
-        )  # fmt: skip
 
     def _size(
         self,

@@ -17,7 +17,6 @@ from copytrader.copying.exchange_index import EarlierRunOrders
 from copytrader.copying.gates import CopyGates
 from copytrader.copying.outcomes import CopyOutcomes, error_text
 from copytrader.copying.placing import CopyPlacer
-from copytrader.copying.resting import rest_of
 from copytrader.domain import OrderStatus
 from copytrader.errors import AccountUnusableError, OrderRejectedError, TransientError
 from copytrader.kraken.retry import OUTCOME_SETTLE_S
@@ -51,7 +50,7 @@ class InFlightResolver:
     def resolve(self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord) -> None:
         """A copy whose AddOrder may or may not have landed: ask Kraken before anything else.
         While the account rests nothing can be asked: the copy waits, still `submitting`."""
-        if self._waits_for_rest(account, master, copy):
+        if self._outcomes.wait_if_resting(account, master, copy, state=CopyState.SUBMITTING):
             return
         try:
             if copy.written_by_run != self._ledger.run_id:
@@ -63,7 +62,7 @@ class InFlightResolver:
             self._outcomes.retry_or_give_up(master, copy, error)
             return
         except AccountUnusableError:
-            if self._waits_for_rest(account, master, copy):
+            if self._outcomes.wait_if_resting(account, master, copy, state=CopyState.SUBMITTING):
                 return
             raise  # not resting (a missing permission): the lane ends the copy
         if found is not None:
@@ -114,7 +113,9 @@ class InFlightResolver:
                 self._outcomes.retry_or_give_up(master, copy, error)
                 return True
             except AccountUnusableError:
-                if self._waits_for_rest(account, master, copy):
+                if self._outcomes.wait_if_resting(
+                    account, master, copy, state=CopyState.SUBMITTING
+                ):
                     return True
                 raise
             self._outcomes.placed(
@@ -132,24 +133,12 @@ class InFlightResolver:
             self._outcomes.retry_or_give_up(master, copy, error)
             return True
         except AccountUnusableError:
-            if self._waits_for_rest(account, master, copy):
+            if self._outcomes.wait_if_resting(account, master, copy, state=CopyState.SUBMITTING):
                 return True
             raise
         if found is None:
             return False
         self._outcomes.placed(master, copy, found.txid, resolved=True)
-        return True
-
-    def _waits_for_rest(
-        self, account: UserAccount, master: MasterOrderRecord, copy: CopyRecord
-    ) -> bool:
-        """True (and the copy scheduled for the rest's end, uncounted) if the account rests."""
-        rest = rest_of(account)
-        if rest is None:
-            return False
-        self._outcomes.wait_for_rest(
-            master, copy, state=CopyState.SUBMITTING, rest_s=rest.remaining_s, why=rest.reason
-        )
         return True
 
     def _settle(self, account: UserAccount, copy: CopyRecord) -> None:

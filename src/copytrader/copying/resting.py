@@ -5,7 +5,7 @@ A resting account is not a reason to end a copy. The user's lane asks `rest_of` 
 step and waits for the rest to end (in memory: the rest is the broker's, so a restart goes on at
 once); a step that meets the rest itself (the call that started it, answered with a lockout or
 a bad key) asks `rest_of` after the `AccountUnusableError`, and the copy waits
-(`CopyOutcomes.wait_for_rest`, uncounted) instead of failing. An `AccountUnusableError` that
+(`CopyOutcomes.wait_if_resting`, uncounted) instead of failing. An `AccountUnusableError` that
 starts no rest (a missing permission) still ends the copy `failed`."""
 
 from __future__ import annotations
