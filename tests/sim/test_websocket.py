@@ -4,19 +4,21 @@ placed and cancelled over REST by krakenex, prices moved through /sim/price."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
-import aiohttp
-import krakenex
 import pytest
 
+from tests.sim.ws_support import (
+    Feed,
+    add,
+    in_thread,
+    private,
+    run,
+    token_for,
+)
 from tests.simproc import SimProcess, new_secret, running_sim
 
-TIMEOUT_S = 10.0
 TRADER = ("ws-trader-key", new_secret())
 OTHER_KEY = ("ws-other-key", new_secret())  # a second key of the same account
 ACCOUNTS = f"""
@@ -42,87 +44,8 @@ def ws_sim() -> Iterator[SimProcess]:
         yield process
 
 
-def _api(sim: SimProcess, key: tuple[str, str]) -> krakenex.API:
-    api = krakenex.API(key[0], key[1])
-    api.uri = sim.url
-    return api
-
-
-def _ok(reply: dict[str, Any]) -> Any:
-    assert reply["error"] == [], reply
-    return reply["result"]
-
-
-def _private(sim: SimProcess, key: tuple[str, str], method: str, data: dict[str, Any]) -> Any:
-    api = _api(sim, key)
-    try:
-        return _ok(api.query_private(method, data, timeout=TIMEOUT_S))
-    finally:
-        api.close()
-
-
 def _token(sim: SimProcess) -> str:
-    token: str = _private(sim, TRADER, "GetWebSocketsToken", {})["token"]
-    return token
-
-
-class Feed:
-    """One client socket; `next()` skips heartbeats and the status frame unless asked for."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.sequence = 0
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.ws.send_str(json.dumps(message))
-
-    async def next(self, *, skip: tuple[str, ...] = ("heartbeat", "status")) -> dict[str, Any]:
-        while True:
-            message = await asyncio.wait_for(self.ws.receive(), TIMEOUT_S)
-            assert message.type is aiohttp.WSMsgType.TEXT, message
-            # Decimal, so that prices and quantities compare exactly.
-            parsed: dict[str, Any] = json.loads(message.data, parse_float=Decimal)
-            if "sequence" in parsed:  # counts up on this connection, 1 for the snapshot
-                assert parsed["sequence"] > self.sequence, (parsed, self.sequence)
-                self.sequence = parsed["sequence"]
-            if parsed.get("channel") not in skip:
-                return parsed
-
-    async def updates(self, count: int) -> list[dict[str, Any]]:
-        """The next `count` executions items, with their frames' sequences checked."""
-        items: list[dict[str, Any]] = []
-        while len(items) < count:
-            frame = await self.next()
-            assert (frame["channel"], frame["type"]) == ("executions", "update"), frame
-            items.extend(frame["data"])
-        return items
-
-    async def subscribe(self, token: str, **flags: bool) -> dict[str, Any]:
-        params = {"channel": "executions", "token": token, **flags}
-        await self.send({"method": "subscribe", "params": params, "req_id": 7})
-        return await self.next()
-
-
-def _run(sim: SimProcess, body: Callable[[Feed], Awaitable[None]]) -> None:
-    async def main() -> None:
-        timeout = aiohttp.ClientTimeout(total=60, connect=TIMEOUT_S)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.ws_connect(sim.url.replace("http://", "ws://") + "/v2") as ws,
-        ):
-            await asyncio.wait_for(body(Feed(ws)), 45)
-
-    asyncio.run(main())
-
-
-def _in_thread(call: Callable[[], Any]) -> Awaitable[Any]:
-    """REST calls block; run them off the loop so the socket keeps being read."""
-    return asyncio.to_thread(call)
-
-
-def _add(sim: SimProcess, key: tuple[str, str], **order: str) -> Awaitable[str]:
-    data = {"pair": "XBTUSD", "ordertype": "limit", **order}
-    return _in_thread(lambda: _private(sim, key, "AddOrder", data)["txid"][0])
+    return token_for(sim, TRADER)
 
 
 def test_status_ping_and_heartbeat(ws_sim: SimProcess) -> None:
@@ -151,7 +74,7 @@ def test_status_ping_and_heartbeat(ws_sim: SimProcess) -> None:
         assert unsub["success"] is True
         assert unsub["result"] == {"channel": "executions"}
 
-    _run(ws_sim, body)
+    run(ws_sim, body)
 
 
 def test_bad_token_gets_kraken_error(ws_sim: SimProcess) -> None:
@@ -163,7 +86,7 @@ def test_bad_token_gets_kraken_error(ws_sim: SimProcess) -> None:
         assert reply["error"] == "ESession:Invalid session"
         assert "result" not in reply
 
-    _run(ws_sim, body)
+    run(ws_sim, body)
 
 
 def test_order_lifecycle_from_any_key(ws_sim: SimProcess) -> None:
@@ -185,7 +108,7 @@ def test_order_lifecycle_from_any_key(ws_sim: SimProcess) -> None:
         assert snapshot["data"] == []  # nothing open yet
 
         # A resting GTC buy below the market: pending_new, then new.
-        gtc = await _add(ws_sim, TRADER, type="buy", volume="0.01", price="59000",
+        gtc = await add(ws_sim, TRADER, type="buy", volume="0.01", price="59000",
                          cl_ord_id="ws-gtc-1")  # fmt: skip
         pending, new = await feed.updates(2)
         for item, kind in ((pending, "pending_new"), (new, "new")):
@@ -203,7 +126,7 @@ def test_order_lifecycle_from_any_key(ws_sim: SimProcess) -> None:
             assert item["timestamp"].endswith("Z")
 
         # A marketable IOC sell, through the account's other key: fills at once at 60000.
-        ioc = await _add(ws_sim, OTHER_KEY, type="sell", volume="0.02", price="59500",
+        ioc = await add(ws_sim, OTHER_KEY, type="sell", volume="0.02", price="59500",
                          timeinforce="IOC", userref="42")  # fmt: skip
         items = await feed.updates(4)
         assert [i["exec_type"] for i in items] == ["pending_new", "new", "trade", "filled"]
@@ -224,7 +147,7 @@ def test_order_lifecycle_from_any_key(ws_sim: SimProcess) -> None:
         assert items[3]["cum_qty"] == Decimal("0.02")
 
         # The market falls to the GTC's limit: it fills there as maker.
-        await _in_thread(lambda: ws_sim.control("price", {"pair": "XBTUSD", "price": "59000"}))
+        await in_thread(lambda: ws_sim.control("price", {"pair": "XBTUSD", "price": "59000"}))
         trade, filled = await feed.updates(2)
         assert trade["exec_type"] == "trade"
         assert trade["order_id"] == gtc
@@ -236,9 +159,9 @@ def test_order_lifecycle_from_any_key(ws_sim: SimProcess) -> None:
         assert filled["order_id"] == gtc
 
         # Another resting order, cancelled over REST.
-        resting = await _add(ws_sim, TRADER, type="buy", volume="0.01", price="50000")
+        resting = await add(ws_sim, TRADER, type="buy", volume="0.01", price="50000")
         await feed.updates(2)
-        await _in_thread(lambda: _private(ws_sim, OTHER_KEY, "CancelOrder", {"txid": resting}))
+        await in_thread(lambda: private(ws_sim, OTHER_KEY, "CancelOrder", {"txid": resting}))
         (canceled,) = await feed.updates(1)
         assert canceled["exec_type"] == "canceled"
         assert canceled["order_status"] == "canceled"
@@ -246,23 +169,23 @@ def test_order_lifecycle_from_any_key(ws_sim: SimProcess) -> None:
         assert canceled["reason"] == "User requested"
 
         # The snapshot of a new subscription on a second socket shows open orders.
-        await _add(ws_sim, TRADER, type="sell", volume="0.01", price="70000")
+        await add(ws_sim, TRADER, type="sell", volume="0.01", price="70000")
         await feed.updates(2)
-        await _in_thread(lambda: _private(ws_sim, TRADER, "CancelAll", {}))
+        await in_thread(lambda: private(ws_sim, TRADER, "CancelAll", {}))
         (all_canceled,) = await feed.updates(1)
         assert all_canceled["exec_type"] == "canceled"
         await feed.send({"method": "ping"})
         assert (await feed.next())["method"] == "pong"
 
-    _run(ws_sim, body)
+    run(ws_sim, body)
 
 
 def test_sequence_increases_and_snapshot_lists_open_orders(ws_sim: SimProcess) -> None:
     token = _token(ws_sim)
 
     async def body(feed: Feed) -> None:
-        await _add(ws_sim, TRADER, type="buy", volume="0.001", price="90000")  # fills at once
-        open_id = await _add(ws_sim, TRADER, type="buy", volume="0.01", price="40000")
+        await add(ws_sim, TRADER, type="buy", volume="0.001", price="90000")  # fills at once
+        open_id = await add(ws_sim, TRADER, type="buy", volume="0.01", price="40000")
         ack = await feed.subscribe(token, snap_orders=True, snap_trades=True)
         assert ack["success"] is True
         snapshot = await feed.next()
@@ -276,13 +199,13 @@ def test_sequence_increases_and_snapshot_lists_open_orders(ws_sim: SimProcess) -
         assert trades
         assert all(t["exec_type"] == "trade" for t in trades)
         assert trades[-1]["last_qty"] == Decimal("0.001")
-        await _in_thread(lambda: _private(ws_sim, TRADER, "CancelOrder", {"txid": open_id}))
+        await in_thread(lambda: private(ws_sim, TRADER, "CancelOrder", {"txid": open_id}))
         frame = await feed.next()
         assert frame["type"] == "update"
         assert frame["sequence"] == 2
         assert frame["data"][0]["exec_type"] == "canceled"
 
-    _run(ws_sim, body)
+    run(ws_sim, body)
 
 
 def test_expiry_is_pushed_without_a_request(ws_sim: SimProcess) -> None:
@@ -293,18 +216,18 @@ def test_expiry_is_pushed_without_a_request(ws_sim: SimProcess) -> None:
     async def body(feed: Feed) -> None:
         ack = await feed.subscribe(token, snap_orders=False)
         assert ack["success"] is True
-        gtd = await _add(ws_sim, TRADER, type="buy", volume="0.01", price="30000",
+        gtd = await add(ws_sim, TRADER, type="buy", volume="0.01", price="30000",
                          timeinforce="GTD", expiretm="+60")  # fmt: skip
         pending, new = await feed.updates(2)
         assert pending["time_in_force"] == "GTD"
         assert new["order_id"] == gtd
-        await _in_thread(lambda: ws_sim.control("clock", {"advance_s": 61}))
+        await in_thread(lambda: ws_sim.control("clock", {"advance_s": 61}))
         (expired,) = await feed.updates(1)
         assert expired["exec_type"] == "expired"
         assert expired["order_status"] == "expired"
         assert expired["order_id"] == gtd
 
-    _run(ws_sim, body)
+    run(ws_sim, body)
 
 
 def test_a_partial_fill_is_partially_filled_with_the_orders_totals() -> None:
@@ -316,16 +239,16 @@ def test_a_partial_fill_is_partially_filled_with_the_orders_totals() -> None:
 
         async def body(feed: Feed) -> None:
             await feed.subscribe(token, snap_orders=False)
-            txid = await _add(sim, TRADER, type="buy", volume="0.3", price="59000")
+            txid = await add(sim, TRADER, type="buy", volume="0.3", price="59000")
             await feed.updates(2)  # pending_new, new
             trade = {"pair": "XBTUSD", "side": "sell", "price": "59000", "volume": "0.1"}
-            await _in_thread(lambda: sim.control("trade", trade))
+            await in_thread(lambda: sim.control("trade", trade))
             (first,) = await feed.updates(1)
             assert (first["exec_type"], first["order_status"]) == ("trade", "partially_filled")
             assert first["order_id"] == txid
             assert (first["last_qty"], first["cum_qty"]) == (Decimal("0.1"), Decimal("0.1"))
             assert first["cum_cost"] == Decimal("5900")
-            await _in_thread(lambda: sim.control("trade", trade | {"volume": "0.5"}))
+            await in_thread(lambda: sim.control("trade", trade | {"volume": "0.5"}))
             second, filled = await feed.updates(2)
             assert (second["exec_type"], second["order_status"]) == ("trade", "filled")
             assert (second["last_qty"], second["cum_qty"]) == (Decimal("0.2"), Decimal("0.3"))
@@ -333,4 +256,4 @@ def test_a_partial_fill_is_partially_filled_with_the_orders_totals() -> None:
             assert second["avg_price"] == Decimal("59000")
             assert (filled["exec_type"], filled["cum_qty"]) == ("filled", Decimal("0.3"))
 
-        _run(sim, body)
+        run(sim, body)

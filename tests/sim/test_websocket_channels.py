@@ -16,21 +16,20 @@ import aiohttp
 import pytest
 
 from kraken_sim.websocket import HEARTBEAT_S
-from tests.sim.test_websocket import TIMEOUT_S, Feed, _add, _in_thread, _private, _run
+from tests.sim.ws_support import (
+    TIMEOUT_S,
+    Feed,
+    add,
+    in_thread,
+    private,
+    run,
+    token_for,
+    trader_accounts,
+)
 from tests.simproc import SimProcess, new_secret, running_sim
 
 TRADER = ("wsc-trader-key", new_secret())
-ACCOUNTS = f"""
-[[accounts]]
-name = "wsc"
-key = "{TRADER[0]}"
-secret = "{TRADER[1]}"
-tier = "pro"
-balances = {{ ZUSD = "100000", XXBT = "2" }}
-
-[prices]
-XXBTZUSD = "60000"
-"""
+ACCOUNTS = trader_accounts("wsc", TRADER)
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +45,12 @@ def _clean(sim: SimProcess) -> Iterator[None]:
     """Each test starts with no fault armed, no open order and the price at 60000."""
     yield
     sim.control("faults/clear", {})
-    _private(sim, TRADER, "CancelAll", {})
+    private(sim, TRADER, "CancelAll", {})
     sim.control("price", {"pair": "XBTUSD", "price": "60000"})
 
 
 def _token(sim: SimProcess) -> str:
-    token: str = _private(sim, TRADER, "GetWebSocketsToken", {})["token"]
-    return token
+    return token_for(sim, TRADER)
 
 
 def _keys_except(item: dict[str, Any], *names: str) -> set[str]:
@@ -66,10 +64,10 @@ def test_amend_is_an_amended_item_shaped_like_krakens_frame(sim: SimProcess) -> 
 
     async def body(feed: Feed) -> None:
         await feed.subscribe(token, snap_orders=False)
-        txid = await _add(sim, TRADER, type="buy", volume="0.01", price="59000")
+        txid = await add(sim, TRADER, type="buy", volume="0.01", price="59000")
         await feed.updates(2)
         amend = {"txid": txid, "order_qty": "0.02", "limit_price": "58500"}
-        await _in_thread(lambda: _private(sim, TRADER, "AmendOrder", amend))
+        await in_thread(lambda: private(sim, TRADER, "AmendOrder", amend))
         (item,) = await feed.updates(1)
         # Kraken (KARS test_execution_order_amended): timestamp, exec_type, order_status,
         # cum_qty, reason, amended, order_qty, limit_price, limit_price_type, order_userref,
@@ -90,13 +88,13 @@ def test_amend_is_an_amended_item_shaped_like_krakens_frame(sim: SimProcess) -> 
 
         # An amend that makes the limit marketable: amended first, then the fill.
         to_market = {"txid": txid, "limit_price": "60000"}
-        await _in_thread(lambda: _private(sim, TRADER, "AmendOrder", to_market))
+        await in_thread(lambda: private(sim, TRADER, "AmendOrder", to_market))
         items = await feed.updates(3)
         assert [i["exec_type"] for i in items] == ["amended", "trade", "filled"]
         assert items[0]["limit_price"] == Decimal("60000")
         assert items[1]["last_qty"] == Decimal("0.02")
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_stop_order_carries_its_trigger_and_reports_triggering(sim: SimProcess) -> None:
@@ -107,7 +105,7 @@ def test_stop_order_carries_its_trigger_and_reports_triggering(sim: SimProcess) 
 
     async def body(feed: Feed) -> None:
         await feed.subscribe(token, snap_orders=False)
-        txid = await _add(sim, TRADER, type="sell", volume="0.01", ordertype="stop-loss-limit",
+        txid = await add(sim, TRADER, type="sell", volume="0.01", ordertype="stop-loss-limit",
                           price="59000", price2="58000")  # fmt: skip
         pending, new = await feed.updates(2)
         # Every field of Kraken's captured stop-loss-limit pending_new is there.
@@ -127,7 +125,7 @@ def test_stop_order_carries_its_trigger_and_reports_triggering(sim: SimProcess) 
             "status": "untriggered",
         }  # fmt: skip
         assert new["triggers"]["status"] == "untriggered"
-        await _in_thread(lambda: sim.control("price", {"pair": "XBTUSD", "price": "58900"}))
+        await in_thread(lambda: sim.control("price", {"pair": "XBTUSD", "price": "58900"}))
         status, trade, filled = await feed.updates(3)
         assert (status["exec_type"], status["order_status"]) == ("status", "new")
         assert status["order_id"] == txid
@@ -137,7 +135,7 @@ def test_stop_order_carries_its_trigger_and_reports_triggering(sim: SimProcess) 
         assert (trade["exec_type"], trade["last_price"]) == ("trade", Decimal("58900"))
         assert filled["exec_type"] == "filled"
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_order_status_false_streams_only_open_and_close(sim: SimProcess) -> None:
@@ -147,20 +145,20 @@ def test_order_status_false_streams_only_open_and_close(sim: SimProcess) -> None
 
     async def body(feed: Feed) -> None:
         await feed.subscribe(token, snap_orders=False, order_status=False)
-        txid = await _add(sim, TRADER, type="buy", volume="0.01", price="59000")
+        txid = await add(sim, TRADER, type="buy", volume="0.01", price="59000")
         (new,) = await feed.updates(1)
         assert (new["exec_type"], new["order_id"]) == ("new", txid)
         amend = {"txid": txid, "order_qty": "0.03"}
-        await _in_thread(lambda: _private(sim, TRADER, "AmendOrder", amend))
-        await _in_thread(lambda: _private(sim, TRADER, "CancelOrder", {"txid": txid}))
+        await in_thread(lambda: private(sim, TRADER, "AmendOrder", amend))
+        await in_thread(lambda: private(sim, TRADER, "CancelOrder", {"txid": txid}))
         (canceled,) = await feed.updates(1)  # the amend sent nothing
         assert (canceled["exec_type"], canceled["order_id"]) == ("canceled", txid)
-        market = await _add(sim, TRADER, type="buy", volume="0.01", ordertype="market")
+        market = await add(sim, TRADER, type="buy", volume="0.01", ordertype="market")
         items = await feed.updates(3)
         assert [i["exec_type"] for i in items] == ["new", "trade", "filled"]
         assert {i["order_id"] for i in items} == {market}
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_ratecounter_adds_the_engines_counter_to_items(sim: SimProcess) -> None:
@@ -171,23 +169,23 @@ def test_ratecounter_adds_the_engines_counter_to_items(sim: SimProcess) -> None:
 
     async def body(feed: Feed) -> None:
         await feed.subscribe(token, snap_orders=False, ratecounter=True)
-        txid = await _add(sim, TRADER, type="buy", volume="0.01", price="59000")
+        txid = await add(sim, TRADER, type="buy", volume="0.01", price="59000")
         pending, new = await feed.updates(2)
         assert pending["ratecount"] >= 1  # AddOrder has been charged
-        await _in_thread(lambda: _private(sim, TRADER, "CancelOrder", {"txid": txid}))
+        await in_thread(lambda: private(sim, TRADER, "CancelOrder", {"txid": txid}))
         (canceled,) = await feed.updates(1)
         assert canceled["ratecount"] > new["ratecount"] + 7
 
-    _run(sim, body)
+    run(sim, body)
     # Without the option there is no ratecount.
     token = _token(sim)
 
     async def plain(feed: Feed) -> None:
         await feed.subscribe(token, snap_orders=False)
-        await _add(sim, TRADER, type="buy", volume="0.01", price="59000")
+        await add(sim, TRADER, type="buy", volume="0.01", price="59000")
         assert all("ratecount" not in item for item in await feed.updates(2))
 
-    _run(sim, plain)
+    run(sim, plain)
 
 
 def test_sequence_runs_per_connection_across_resubscribes(sim: SimProcess) -> None:
@@ -199,7 +197,7 @@ def test_sequence_runs_per_connection_across_resubscribes(sim: SimProcess) -> No
         await feed.subscribe(token)
         first = await feed.next()
         assert (first["type"], first["sequence"]) == ("snapshot", 1)
-        await _add(sim, TRADER, type="buy", volume="0.01", price="59000")
+        await add(sim, TRADER, type="buy", volume="0.01", price="59000")
         await feed.updates(2)
         assert feed.sequence == 3
         await feed.send({"method": "unsubscribe",
@@ -210,7 +208,7 @@ def test_sequence_runs_per_connection_across_resubscribes(sim: SimProcess) -> No
         assert (again["type"], again["sequence"]) == ("snapshot", 4)
         assert len(again["data"]) == 1
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_deprecated_snapshot_trades_means_trades_only(sim: SimProcess) -> None:
@@ -218,19 +216,19 @@ def test_deprecated_snapshot_trades_means_trades_only(sim: SimProcess) -> None:
     token = _token(sim)
 
     async def body(feed: Feed) -> None:
-        await _add(sim, TRADER, type="buy", volume="0.001", price="61000")  # fills at once
-        await _add(sim, TRADER, type="buy", volume="0.01", price="40000")  # rests
+        await add(sim, TRADER, type="buy", volume="0.001", price="61000")  # fills at once
+        await add(sim, TRADER, type="buy", volume="0.01", price="40000")  # rests
         await feed.subscribe(token, snapshot_trades=True)
         snapshot = await feed.next()
         assert snapshot["type"] == "snapshot"
         assert snapshot["data"]
         assert all(item["exec_type"] == "trade" for item in snapshot["data"])
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def _rest_balances(sim: SimProcess) -> dict[str, Decimal]:
-    return {k: Decimal(v) for k, v in _private(sim, TRADER, "Balance", {}).items()}
+    return {k: Decimal(v) for k, v in private(sim, TRADER, "Balance", {}).items()}
 
 
 def test_balances_snapshot_and_an_update_per_ledger_entry(sim: SimProcess) -> None:
@@ -239,7 +237,7 @@ def test_balances_snapshot_and_an_update_per_ledger_entry(sim: SimProcess) -> No
     token = _token(sim)
 
     async def body(feed: Feed) -> None:
-        before = await _in_thread(lambda: _rest_balances(sim))
+        before = await in_thread(lambda: _rest_balances(sim))
         params = {"channel": "balances", "token": token}
         await feed.send({"method": "subscribe", "params": params, "req_id": 3})
         ack = await feed.next()
@@ -252,11 +250,11 @@ def test_balances_snapshot_and_an_update_per_ledger_entry(sim: SimProcess) -> No
         assert shown["BTC"]["balance"] == before["XXBT"]
         assert shown["BTC"]["wallets"] == [{"type": "spot", "id": "main",
                                             "balance": before["XXBT"]}]  # fmt: skip
-        txid = await _add(sim, TRADER, type="buy", volume="0.01", ordertype="market")
+        txid = await add(sim, TRADER, type="buy", volume="0.01", ordertype="market")
         update = await feed.next()
         assert (update["channel"], update["type"]) == ("balances", "update")
         base, quote = update["data"]
-        after = await _in_thread(lambda: _rest_balances(sim))
+        after = await in_thread(lambda: _rest_balances(sim))
         assert (base["asset"], base["balance"]) == ("BTC", after["XXBT"])
         assert (quote["asset"], quote["balance"]) == ("USD", after["ZUSD"])
         assert base["amount"] == Decimal("0.01")
@@ -265,12 +263,12 @@ def test_balances_snapshot_and_an_update_per_ledger_entry(sim: SimProcess) -> No
         assert base["ref_id"] == quote["ref_id"]
         assert base["type"] == base["category"] == "trade"
         query = {"txid": txid, "trades": True}
-        orders = await _in_thread(lambda: _private(sim, TRADER, "QueryOrders", query))
+        orders = await in_thread(lambda: private(sim, TRADER, "QueryOrders", query))
         assert orders[txid]["trades"] == [base["ref_id"]]
-        ledger = (await _in_thread(lambda: _private(sim, TRADER, "Ledgers", {})))["ledger"]
+        ledger = (await in_thread(lambda: private(sim, TRADER, "Ledgers", {})))["ledger"]
         assert {base["ledger_id"], quote["ledger_id"]} <= set(ledger)
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_late_visibility_holds_the_orders_frames_back(sim: SimProcess) -> None:
@@ -282,14 +280,14 @@ def test_late_visibility_holds_the_orders_frames_back(sim: SimProcess) -> None:
     async def body(feed: Feed) -> None:
         await feed.subscribe(token, snap_orders=False)
         fault = {"endpoint": "AddOrder", "kind": "late_visibility", "delay_s": 30}
-        await _in_thread(lambda: sim.control("fault", fault))
-        txid = await _add(sim, TRADER, type="buy", volume="0.01", price="59000")
+        await in_thread(lambda: sim.control("fault", fault))
+        txid = await add(sim, TRADER, type="buy", volume="0.01", price="59000")
         heartbeat = await feed.next(skip=("status",))
         assert heartbeat == {"channel": "heartbeat"}
-        visible = await _add(sim, TRADER, type="buy", volume="0.01", price="58000")
+        visible = await add(sim, TRADER, type="buy", volume="0.01", price="58000")
         items = await feed.updates(2)  # the visible order's frames are not held back
         assert {i["order_id"] for i in items} == {visible}
-        open_now = (await _in_thread(lambda: _private(sim, TRADER, "OpenOrders", {})))["open"]
+        open_now = (await in_thread(lambda: private(sim, TRADER, "OpenOrders", {})))["open"]
         assert txid not in open_now
 
         async def second(other: Feed) -> None:
@@ -297,13 +295,13 @@ def test_late_visibility_holds_the_orders_frames_back(sim: SimProcess) -> None:
             snapshot = await other.next()
             assert [i["order_id"] for i in snapshot["data"]] == [visible]
 
-        await asyncio.to_thread(_run, sim, second)
-        await _in_thread(lambda: sim.control("clock", {"advance_s": 31}))
+        await asyncio.to_thread(run, sim, second)
+        await in_thread(lambda: sim.control("clock", {"advance_s": 31}))
         pending, new = await feed.updates(2)
         assert (pending["exec_type"], new["exec_type"]) == ("pending_new", "new")
         assert pending["order_id"] == new["order_id"] == txid
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_ws_skip_leaves_a_sequence_gap(sim: SimProcess) -> None:
@@ -312,13 +310,13 @@ def test_ws_skip_leaves_a_sequence_gap(sim: SimProcess) -> None:
     async def body(feed: Feed) -> None:
         await feed.subscribe(token, snap_orders=False)
         fault = {"endpoint": "ws:executions", "kind": "ws_skip"}
-        await _in_thread(lambda: sim.control("fault", fault))
-        await _add(sim, TRADER, type="buy", volume="0.01", price="59000")
+        await in_thread(lambda: sim.control("fault", fault))
+        await add(sim, TRADER, type="buy", volume="0.01", price="59000")
         frame = await feed.next()
         assert frame["data"][0]["exec_type"] == "new"  # pending_new was skipped
         assert frame["sequence"] == 2  # sequence 1 never arrived
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_ws_drop_closes_the_connection(sim: SimProcess) -> None:
@@ -328,15 +326,15 @@ def test_ws_drop_closes_the_connection(sim: SimProcess) -> None:
     async def body(feed: Feed) -> None:
         await feed.subscribe(token, snap_orders=False)
         fault = {"endpoint": "ws:executions", "kind": "ws_drop"}
-        await _in_thread(lambda: sim.control("fault", fault))
-        await _add(sim, TRADER, type="buy", volume="0.01", price="59000")
+        await in_thread(lambda: sim.control("fault", fault))
+        await add(sim, TRADER, type="buy", volume="0.01", price="59000")
         message = await asyncio.wait_for(feed.ws.receive(), TIMEOUT_S)
         while message.type is aiohttp.WSMsgType.TEXT and "heartbeat" in message.data:
             message = await asyncio.wait_for(feed.ws.receive(), TIMEOUT_S)
         assert message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
         assert feed.ws.close_code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_ws_stall_goes_silent_without_closing(sim: SimProcess) -> None:
@@ -346,14 +344,14 @@ def test_ws_stall_goes_silent_without_closing(sim: SimProcess) -> None:
     async def body(feed: Feed) -> None:
         await feed.subscribe(token, snap_orders=False)
         fault = {"endpoint": "ws:executions", "kind": "ws_stall"}
-        await _in_thread(lambda: sim.control("fault", fault))
-        await _add(sim, TRADER, type="buy", volume="0.01", price="59000")
+        await in_thread(lambda: sim.control("fault", fault))
+        await add(sim, TRADER, type="buy", volume="0.01", price="59000")
         await feed.send({"method": "ping", "req_id": 5})
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(feed.ws.receive(), 3 * HEARTBEAT_S)
         assert not feed.ws.closed
 
-    _run(sim, body)
+    run(sim, body)
 
 
 @pytest.mark.parametrize(

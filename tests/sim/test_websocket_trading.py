@@ -11,21 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.sim.test_websocket import Feed, _in_thread, _private, _run
+from tests.sim.ws_support import Feed, in_thread, private, run, token_for, trader_accounts
 from tests.simproc import SimProcess, new_secret, running_sim
 
 TRADER = ("wst-trader-key", new_secret())
-ACCOUNTS = f"""
-[[accounts]]
-name = "wst"
-key = "{TRADER[0]}"
-secret = "{TRADER[1]}"
-tier = "pro"
-balances = {{ ZUSD = "100000", XXBT = "2" }}
-
-[prices]
-XXBTZUSD = "60000"
-"""
+ACCOUNTS = trader_accounts("wst", TRADER)
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +29,12 @@ def sim() -> Iterator[SimProcess]:
 @pytest.fixture(autouse=True)
 def _clean(sim: SimProcess) -> Iterator[None]:
     yield
-    _private(sim, TRADER, "CancelAll", {})
-    _private(sim, TRADER, "CancelAllOrdersAfter", {"timeout": 0})
+    private(sim, TRADER, "CancelAll", {})
+    private(sim, TRADER, "CancelAllOrdersAfter", {"timeout": 0})
 
 
 def _token(sim: SimProcess) -> str:
-    token: str = _private(sim, TRADER, "GetWebSocketsToken", {})["token"]
-    return token
+    return token_for(sim, TRADER)
 
 
 async def _call(feed: Feed, token: str, method: str, req_id: int, **params: Any) -> Any:
@@ -54,7 +43,7 @@ async def _call(feed: Feed, token: str, method: str, req_id: int, **params: Any)
 
 
 def _query(sim: SimProcess, txid: str) -> Any:
-    return _private(sim, TRADER, "QueryOrders", {"txid": txid})[txid]
+    return private(sim, TRADER, "QueryOrders", {"txid": txid})[txid]
 
 
 def test_add_order_reply_and_the_order_it_places(sim: SimProcess) -> None:
@@ -70,14 +59,14 @@ def test_add_order_reply_and_the_order_it_places(sim: SimProcess) -> None:
         assert (reply["method"], reply["req_id"], reply["success"]) == ("add_order", 4, True)
         txid = reply["result"]["order_id"]
         assert reply["result"] == {"order_id": txid, "cl_ord_id": "ws-add-1"}
-        order = await _in_thread(lambda: _query(sim, txid))
+        order = await in_thread(lambda: _query(sim, txid))
         assert order["status"] == "open"
         assert order["cl_ord_id"] == "ws-add-1"
         assert Decimal(order["vol"]) == Decimal("0.0125")
         assert Decimal(order["descr"]["price"]) == Decimal("59000.5")
         assert "post" in order["oflags"]
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_trading_errors_are_one_string(sim: SimProcess) -> None:
@@ -96,7 +85,7 @@ def test_trading_errors_are_one_string(sim: SimProcess) -> None:
                              symbol="BTC/USD", order_qty=0.01, margin=True)  # fmt: skip
         assert margin["error"] == "EGeneral:Invalid arguments:margin"
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_amend_edit_and_cancel(sim: SimProcess) -> None:
@@ -112,17 +101,17 @@ def test_amend_edit_and_cancel(sim: SimProcess) -> None:
                               order_qty=0.02, limit_price=57000)  # fmt: skip
         assert amended["success"] is True
         assert set(amended["result"]) == {"amend_id", "cl_ord_id"}
-        amends = await _in_thread(lambda: _private(sim, TRADER, "OrderAmends", {"txid": first}))
+        amends = await in_thread(lambda: private(sim, TRADER, "OrderAmends", {"txid": first}))
         assert amends["count"] == 2
         assert amends["amends"][-1]["amend_id"] == amended["result"]["amend_id"]
-        order = await _in_thread(lambda: _query(sim, first))
+        order = await in_thread(lambda: _query(sim, first))
         assert Decimal(order["vol"]) == Decimal("0.02")
 
         edited = await _call(feed, token, "edit_order", 3, order_id=first, symbol="BTC/USD",
                              limit_price=56000)  # fmt: skip
         new_id = edited["result"]["order_id"]
         assert edited["result"] == {"order_id": new_id, "original_order_id": first}
-        assert (await _in_thread(lambda: _query(sim, first)))["status"] == "canceled"
+        assert (await in_thread(lambda: _query(sim, first)))["status"] == "canceled"
 
         second = (await _call(feed, token, "add_order", 4, **add,
                               limit_price=55000))["result"]["order_id"]  # fmt: skip
@@ -131,12 +120,12 @@ def test_amend_edit_and_cancel(sim: SimProcess) -> None:
         replies = [await feed.next(), await feed.next()]
         assert [r["result"] for r in replies] == [{"order_id": new_id}, {"order_id": second}]
         assert all(r["req_id"] == 5 and r["success"] for r in replies)
-        statuses = await _in_thread(
+        statuses = await in_thread(
             lambda: [_query(sim, txid)["status"] for txid in (new_id, second)]
         )
         assert statuses == ["canceled", "canceled"]
 
-    _run(sim, body)
+    run(sim, body)
 
 
 def test_batches_stops_and_the_dead_man_switch(sim: SimProcess) -> None:
@@ -156,7 +145,7 @@ def test_batches_stops_and_the_dead_man_switch(sim: SimProcess) -> None:
         assert batch["success"] is True
         limit, stop = batch["result"]
         assert limit["cl_ord_id"] == "ws-batch-1"
-        stop_order = await _in_thread(lambda: _query(sim, stop["order_id"]))
+        stop_order = await in_thread(lambda: _query(sim, stop["order_id"]))
         assert stop_order["descr"]["ordertype"] == "stop-loss-limit"
         assert Decimal(stop_order["descr"]["price"]) == Decimal("55000")
         assert Decimal(stop_order["descr"]["price2"]) == Decimal("54000")
@@ -171,10 +160,10 @@ def test_batches_stops_and_the_dead_man_switch(sim: SimProcess) -> None:
                              order_userref=77)  # fmt: skip
         resting = placed["result"]["order_id"]
         assert placed["result"] == {"order_id": resting, "order_userref": 77}
-        await _in_thread(lambda: sim.control("clock", {"advance_s": 61}))
-        order = await _in_thread(lambda: _query(sim, resting))
+        await in_thread(lambda: sim.control("clock", {"advance_s": 61}))
+        order = await in_thread(lambda: _query(sim, resting))
         assert (order["status"], order["reason"]) == ("canceled", "Dead man switch")
         none_left = await _call(feed, token, "cancel_all", 5)
         assert none_left["result"] == {"count": 0}
 
-    _run(sim, body)
+    run(sim, body)
