@@ -29,6 +29,7 @@ from tests.sim_engine.test_properties import (
     accounts,
     adds,
     crosses,
+    funded_engine,
     moves,
     waits,
 )
@@ -207,13 +208,7 @@ def test_money_stays_honest_with_amends_edits_batches_and_the_dead_man(
     steps: list[object], seed: int
 ) -> None:
     clock = Clock()
-    engine = Engine(seed=seed, clock=clock)
-    initial: dict[str, Decimal] = {}
-    for account, balances in ACCOUNTS.items():
-        amounts = {asset: Decimal(amount) for asset, amount in balances.items()}
-        engine.add_account(account, balances=amounts, tier="pro")
-        for asset, amount in amounts.items():
-            initial[asset] = initial.get(asset, Decimal(0)) + amount
+    engine, initial = funded_engine(seed, clock)
     model = Model(engine)
     for step in steps:
         _apply_method(engine, clock, step, model)

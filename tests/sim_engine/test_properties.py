@@ -357,18 +357,26 @@ def _check_trades_explain_balances(engine: Engine, model: Model) -> None:
         assert {a: v for a, v in actual.items() if v} == {a: v for a, v in expected.items() if v}
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=steps, seed=st.integers(0, 2**16), books=st.booleans())
-def test_money_stays_honest(steps: list[object], seed: int, books: bool) -> None:
-    """No asset is created or destroyed but by fees; holds match open orders; nothing negative."""
-    clock = Clock()
-    engine = Engine(seed=seed, clock=clock, books=THIN_BOOKS if books else None)
+def funded_engine(
+    seed: int, clock: Clock, books: BookSettings | None = None
+) -> tuple[Engine, dict[str, Decimal]]:
+    """An engine with ACCOUNTS funded, and the total of each asset it started with."""
+    engine = Engine(seed=seed, clock=clock, books=books)
     initial: dict[str, Decimal] = {}
     for account, balances in ACCOUNTS.items():
         amounts = {asset: Decimal(amount) for asset, amount in balances.items()}
         engine.add_account(account, balances=amounts, tier="pro")
         for asset, amount in amounts.items():
             initial[asset] = initial.get(asset, Decimal(0)) + amount
+    return engine, initial
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=steps, seed=st.integers(0, 2**16), books=st.booleans())
+def test_money_stays_honest(steps: list[object], seed: int, books: bool) -> None:
+    """No asset is created or destroyed but by fees; holds match open orders; nothing negative."""
+    clock = Clock()
+    engine, initial = funded_engine(seed, clock, books=THIN_BOOKS if books else None)
     model = Model(engine)
     for step in steps:
         _apply(engine, clock, step, model)
