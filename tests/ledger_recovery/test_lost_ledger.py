@@ -4,6 +4,8 @@ again), cancels copies whose master order was cancelled meanwhile, and copies wh
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +79,26 @@ def test_first_start_stays_a_first_start(world: CopyWorld) -> None:
     assert daemon.named("feed.baseline")
     assert not daemon.named("ledger.lost")
     assert (world.data_dir / "ledger_baseline.txt").exists()
+    fresh = rest(world, "31000")
+    wait_placed(world, daemon, fresh)
+    assert all(not copies(world, u.user_id, existing) for u in world.users)
+
+
+def test_check_before_the_first_run_leaves_it_a_first_start(world: CopyWorld) -> None:
+    """`copytrader check` (the README's step before a first run) makes the nonce files; the
+    run after it is a first start, not a lost ledger: existing master orders are baselined."""
+    existing = rest(world, "30000")
+    check = subprocess.run(
+        [sys.executable, "-m", "copytrader", "check"],
+        env=world.environment(), cwd=world.workdir, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert list(world.data_dir.glob("kraken_nonce_*.txt"))
+
+    daemon = world.start_daemon()
+    assert daemon.named("feed.baseline")
+    assert daemon.named("ledger.first_start_with_nonce_files")
+    assert not daemon.named("ledger.lost")
     fresh = rest(world, "31000")
     wait_placed(world, daemon, fresh)
     assert all(not copies(world, u.user_id, existing) for u in world.users)

@@ -22,10 +22,11 @@ planned copies (each looked up by `cl_ord_id` once more first: the master order 
 the run) and carries out the cancels, through its one send path.
 
 A first start is told apart from a lost or damaged ledger: no ledger (or one that cannot be
-read, moved aside as `copies.sqlite3.damaged-<time>`) while the data folder holds this daemon's
-nonce files or its `ledger_baseline.txt`, or while the exchange holds copies carrying this
-daemon's ids, is a lost ledger: `ledger.lost`, then the rebuild (`ledger.rebuilt`). Only with
-none of these is it a first start (`feed.baseline`). A ledger that is there is compared too:
+read, moved aside as `copies.sqlite3.damaged-<time>`) while the data folder holds its
+`ledger_baseline.txt`, or while the exchange holds copies carrying this daemon's ids, is a lost
+ledger: `ledger.lost`, then the rebuild (`ledger.rebuilt`), whose evidence also lists the nonce
+files. Nonce files alone (`copytrader check` leaves them before a first run) are a first start,
+as is a folder with none of these (`feed.baseline`). A ledger that is there is compared too:
 one that is behind (restored from an older backup, or missing the last commits after a power
 cut) is `ledger.behind`, and fixed the same way.
 
@@ -469,6 +470,17 @@ def prepare_ledger_at_start(
     baseline_at = ledger.baseline_at()
     if baseline_at is None:
         evidence = _lost_evidence(before, read)
+        if evidence == _nonce_files_evidence(before):
+            # Nonce files alone are left by `copytrader check` before a first run as much as by
+            # an earlier daemon; with no baseline file and no copy of ours on the exchange, a
+            # rebuild would baseline at "now" anyway, so this is a first start, said gently.
+            log.info(
+                "ledger.first_start_with_nonce_files",
+                message="first start on this data folder (its nonce files are from `check` or an"
+                " earlier run; no ledger, baseline file or copy of this daemon exists)",
+                nonce_files=list(before.nonce_files),
+            )
+            evidence = []
         if not evidence:
             feed.ensure_baseline()
             stored = ledger.baseline_at()
@@ -524,12 +536,17 @@ def _lost_evidence(before: DataFolderState, read: ExchangeRead) -> list[str]:
         evidence.append(f"the ledger file was damaged ({before.damaged})")
     if before.baseline_file is not None:
         evidence.append("the data folder holds the baseline file of an earlier start")
-    if before.nonce_files:
-        evidence.append("the data folder holds nonce files: " + ", ".join(before.nonce_files))
+    evidence.extend(_nonce_files_evidence(before))
     copies = _copies_on_exchange(read)
     if copies:
         evidence.append(f"the users hold {len(copies)} copies carrying this daemon's ids")
     return evidence
+
+
+def _nonce_files_evidence(before: DataFolderState) -> list[str]:
+    if not before.nonce_files:
+        return []
+    return ["the data folder holds nonce files: " + ", ".join(before.nonce_files)]
 
 
 def _copies_on_exchange(read: ExchangeRead) -> list[tuple[str, str]]:
