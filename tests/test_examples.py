@@ -52,12 +52,11 @@ def test_rehearsal_check_run_and_a_copied_master_order(sim: SimProcess, tmp_path
     assert check.returncode == 0, check.stdout + check.stderr
     assert "MASTER connected; 2 of 2 enabled users connected" in check.stdout
 
-    daemon = DaemonProcess(
-        subprocess.Popen(
-            [sys.executable, "-m", "copytrader", "run"],
-            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "copytrader", "run"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    daemon = DaemonProcess(process)
     threading.Thread(target=daemon.pump, daemon=True).start()
     try:
         daemon.wait_running()
