@@ -198,7 +198,7 @@ def _private(context: SimContext, admission: Admission, request: ApiRequest) -> 
         if fault_error is not None:
             raise SimError(fault_error)
         if method == "GetWebSocketsToken":
-            result = context.ws_tokens.issue(account)
+            result = context.ws_tokens.issue(account, key_state.spec.permissions)
         elif method == "GetApiKeyInfo":
             now = context.clock.time()
             result = api_key_info(key_state.spec, key_state.nonces.high_water, now, now)

@@ -349,13 +349,14 @@ def _trade(connection: Connection, context: SimContext, request: dict[str, Any],
     """A trading method (ws_trading.py); each outcome is one reply."""
     method = str(request["method"])
     token = params.get("token")
-    account = context.ws_tokens.account_for(token) if isinstance(token, str) else None
-    if account is None or not isinstance(token, str):
+    issued = context.ws_tokens.issued(token) if isinstance(token, str) else None
+    if issued is None or not isinstance(token, str):
         _reply(connection, method, request, time_in, context, error=INVALID_SESSION)
         return
     context.ws_tokens.keep_alive(token)
     fields = {name: value for name, value in params.items() if name != "token"}
-    for result, error in WsTrading(context, account).serve(method, fields):
+    trading = WsTrading(context, issued.account, issued.permissions)
+    for result, error in trading.serve(method, fields):
         _reply(connection, method, request, time_in, context, result=result, error=error)
 
 

@@ -16,7 +16,8 @@ type, `symbol` → pair, `order_qty` → volume (`cash_order_qty` → volume wit
 `cl_ord_id`, `validate`, `deadline` as they are.
 
 Choices where Kraken's documentation is silent or the simulator simplifies:
-- the token names the account; the API key's own permissions are not looked at again;
+- the token names the account and carries the issuing key's permissions: each method needs the
+  right its REST method needs (`EGeneral:Permission denied` otherwise);
 - what the simulator does not have is refused with `EGeneral:Invalid arguments:<field>`:
   `margin` or `reduce_only` true, `display_qty`, `conditional`, `stp_type`, a `limit_price_type`
   or `triggers.price_type` other than "static";
@@ -33,7 +34,8 @@ from typing import Any
 import structlog
 
 from kraken_sim.context import SimContext
-from kraken_sim.errors import INTERNAL_ERROR, SimError, invalid_arguments
+from kraken_sim.auth import METHOD_PERMISSIONS
+from kraken_sim.errors import INTERNAL_ERROR, PERMISSION_DENIED, SimError, invalid_arguments
 
 log = structlog.get_logger("kraken_sim.ws")
 
@@ -131,11 +133,15 @@ def _ids_of(order: dict[str, Any], txid: str) -> dict[str, Any]:
 class WsTrading:
     """The trading methods of one request, served through the engine's REST handlers."""
 
-    def __init__(self, context: SimContext, account: str) -> None:
+    def __init__(self, context: SimContext, account: str, permissions: frozenset[str]) -> None:
         self._context = context
         self._account = account
+        self._permissions = permissions
 
     def _rest(self, method: str, params: dict[str, Any]) -> Any:
+        needed = METHOD_PERMISSIONS[method]
+        if needed and not needed & self._permissions:
+            raise SimError(PERMISSION_DENIED)
         return self._context.engine.private(self._account, method, params)
 
     def serve(self, method: str, params: dict[str, Any]) -> list[Outcome]:

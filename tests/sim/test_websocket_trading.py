@@ -15,7 +15,16 @@ from tests.sim.ws_support import Feed, in_thread, private, run, token_for, trade
 from tests.simproc import SimProcess, new_secret, running_sim
 
 TRADER = ("wst-trader-key", new_secret())
-ACCOUNTS = trader_accounts("wst", TRADER)
+READER = ("wst-reader-key", new_secret())  # the same account; may read and subscribe, not trade
+ACCOUNTS = trader_accounts("wst", TRADER).replace(
+    "[prices]",
+    f"""[[accounts.keys]]
+key = "{READER[0]}"
+secret = "{READER[1]}"
+permissions = ["query_funds", "query_orders", "websocket"]
+
+[prices]""",
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +74,24 @@ def test_add_order_reply_and_the_order_it_places(sim: SimProcess) -> None:
         assert Decimal(order["vol"]) == Decimal("0.0125")
         assert Decimal(order["descr"]["price"]) == Decimal("59000.5")
         assert "post" in order["oflags"]
+
+    run(sim, body)
+
+
+def test_a_token_trades_only_with_its_keys_rights(sim: SimProcess) -> None:
+    """A token from a key without *Create & Modify Orders* or *Cancel/Close Orders*: trading
+    over the socket is refused as REST refuses it, and nothing reaches the engine."""
+    token = token_for(sim, READER)
+
+    async def body(feed: Feed) -> None:
+        reply = await _call(feed, token, "add_order", 6, order_type="limit", side="buy",
+                            symbol="BTC/USD", limit_price=59000, order_qty=0.01,
+                            cl_ord_id="ws-denied-1")  # fmt: skip
+        assert (reply["success"], reply["error"]) == (False, "EGeneral:Permission denied")
+        reply = await _call(feed, token, "cancel_all", 7)
+        assert (reply["success"], reply["error"]) == (False, "EGeneral:Permission denied")
+        open_orders = await in_thread(lambda: private(sim, TRADER, "OpenOrders", {}))
+        assert open_orders["open"] == {}
 
     run(sim, body)
 
