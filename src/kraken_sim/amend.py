@@ -241,8 +241,8 @@ class Amends:
         history.append(_snapshot(order, amend_id, "user", now))
         # The WebSocket's `amended` update, before any fill the new terms cause.
         self._exchange.notify(wallet, "amended", order)
-        # A new limit or trigger may now be crossed by the current price.
-        self._exchange.price_moved(pair)
+        # A new limit may now cross the book (a taker fill), or a new trigger the price.
+        self._exchange.amended(wallet, order)
         return {"amend_id": amend_id}
 
     def order_amends(self, wallet: Wallet, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -354,6 +354,15 @@ class Exchange:
         elif order.vol_exec > 0:
             _mark_partial(order)
 
+    def amended(self, wallet: Wallet, order: SimOrder) -> None:
+        """An amended order meets the market again: a limit (or a triggered *-limit) that now
+        crosses the book trades as taker up to its limit, as a new order would; then what the
+        price crosses (a trigger moved through the price) fills as `price_moved` says."""
+        live = order.txid in wallet.open and order.status is Status.OPEN
+        if live and (order.ordertype is OrderType.LIMIT or order.triggered):
+            self._limit_arrives(wallet, order, self.last(order.pair))
+        self.price_moved(order.pair)
+
     @staticmethod
     def _triggered_by(order: SimOrder, last: Decimal) -> bool:
         assert order.price is not None

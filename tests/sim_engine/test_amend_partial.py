@@ -59,3 +59,24 @@ def test_fok_over_a_book_fills_entirely_or_not_at_all(clock: Clock) -> None:
     filled = order(engine, enough)
     assert (filled["status"], Decimal(filled["vol_exec"])) == ("closed", within)
     assert len(filled["trades"]) == 2
+
+
+def test_amend_that_makes_a_limit_marketable_takes_from_the_book(clock: Clock) -> None:
+    """A resting buy amended above the best ask walks the asks as taker up to its new limit
+    (each level at its own price, the taker fee), as a new order with that limit would."""
+    engine = Engine(seed=7, clock=clock, books=BookSettings(enabled=True))
+    engine.add_account("alice", balances={"ZUSD": Decimal("10000000")}, tier="pro")
+    asks = engine.public("Depth", {"pair": "XBTUSD"})["XXBTZUSD"]["asks"]
+    first, second = (Decimal(asks[0][1]), Decimal(asks[1][1]))
+    volume = first + second / 2  # all of the best level, half of the next
+    txid = add(engine, pair="XBTUSD", type="buy", ordertype="limit", price="50000",
+               volume=str(volume))  # fmt: skip
+    engine.private("alice", "AmendOrder", {"txid": txid, "limit_price": asks[1][0]})
+    filled = order(engine, txid)
+    assert (filled["status"], Decimal(filled["vol_exec"])) == ("closed", volume)
+    trades = engine.private("alice", "QueryTrades", {"txid": ",".join(filled["trades"])})
+    by_price = sorted((Decimal(t["price"]), Decimal(t["vol"]), t["maker"]) for t in trades.values())
+    assert by_price == [
+        (Decimal(asks[0][0]), first, False),
+        (Decimal(asks[1][0]), second / 2, False),
+    ]
