@@ -33,8 +33,8 @@ from typing import Any
 
 import structlog
 
-from kraken_sim.context import SimContext
 from kraken_sim.auth import METHOD_PERMISSIONS
+from kraken_sim.context import SimContext
 from kraken_sim.errors import INTERNAL_ERROR, PERMISSION_DENIED, SimError, invalid_arguments
 
 log = structlog.get_logger("kraken_sim.ws")

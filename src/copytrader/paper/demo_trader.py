@@ -5,13 +5,15 @@ key of its own on the master account (the daemon reads the master through a diff
 and it never imports the copy engine. Each step it moves the simulated prices a little (through
 the simulator's `/sim/price` control endpoint, so resting limit orders get filled, or trading
 part of a resting limit's volume through `/sim/trade`, so it fills partly) and does one
-thing a trader does: a market buy or sell, a limit order a little away from the price, or a
-cancel of one of its resting limits. The first steps follow a fixed script so that even a short
-run shows every kind; after that the choice is random.
+thing a trader does: a market buy or sell, a limit order a little away from the price, an
+amend of a resting limit (AmendOrder: a new quantity and a price a little further away, same
+txid), or a cancel of one of its resting limits. The first steps follow a fixed script so that
+even a short run shows every kind; after that the choice is random.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import threading
@@ -61,6 +63,7 @@ class Action(StrEnum):
     LIMIT_BUY = "limit_buy"
     LIMIT_SELL = "limit_sell"
     CANCEL = "cancel"
+    AMEND = "amend"
 
 
 # (action, pair index, fraction of the pair's size range): every kind shows up in the first
@@ -74,6 +77,7 @@ OPENING_SCRIPT: tuple[tuple[Action, int, Decimal], ...] = (
     (Action.MARKET_BUY, 2, Decimal("0.5")),
     (Action.LIMIT_BUY, 0, Decimal("0.4")),
     (Action.MARKET_SELL, 0, Decimal("0.3")),
+    (Action.AMEND, 0, Decimal("0.5")),
 )
 RANDOM_WEIGHTS: Mapping[Action, int] = {
     Action.MARKET_BUY: 2,
@@ -81,6 +85,7 @@ RANDOM_WEIGHTS: Mapping[Action, int] = {
     Action.LIMIT_BUY: 2,
     Action.LIMIT_SELL: 2,
     Action.CANCEL: 1,
+    Action.AMEND: 1,
 }
 
 
@@ -131,6 +136,7 @@ class DemoTrader:
         self._steps = 0
         self.placed: list[PlacedOrder] = []
         self.cancelled: list[str] = []
+        self.amended: list[str] = []
         self.failures = 0
 
     # ------------------------------------------------------------------ running
@@ -160,9 +166,12 @@ class DemoTrader:
             pair = self._rng.choice(self._pairs)
             size = Decimal(str(round(self._rng.random(), 3)))
         self._steps += 1
-        if action is Action.CANCEL:
+        if action in (Action.CANCEL, Action.AMEND):
             if self._resting:
-                self._cancel_oldest()
+                if action is Action.CANCEL:
+                    self._cancel_oldest()
+                else:
+                    self._amend_newest(size)
                 return
             action = Action.LIMIT_BUY
         self._place(action, pair, size)
@@ -259,6 +268,41 @@ class DemoTrader:
             message=f"demo trader cancelled master order {order.txid}",
             txid=order.txid,
             pair=order.pair.altname,
+        )
+
+    def _amend_newest(self, size: Decimal) -> None:
+        """AmendOrder on the newest resting limit: its quantity scaled by 0.7-1.3 (by `size`)
+        and its price moved one to three ticks further from the market, so it still rests."""
+        order = self._resting[-1]
+        assert order.price is not None
+        factor = Decimal("0.7") + Decimal("0.6") * size
+        volume = max(order.volume * factor, order.pair.min_volume).quantize(
+            LOT, rounding=ROUND_DOWN
+        )
+        ticks = order.pair.tick * self._rng.randint(1, 3)
+        price = order.price - ticks if order.side is Side.BUY else order.price + ticks
+        data = {"txid": order.txid, "order_qty": str(volume), "limit_price": str(price)}
+        try:
+            self._private("AmendOrder", data)
+        except (KrakenError, requests.RequestException) as error:
+            # Most often it filled in the meantime.
+            log.info(
+                "demo.amend_failed",
+                message=f"demo trader could not amend {order.txid}: {error}",
+                txid=order.txid,
+                error=str(error),
+            )
+            return
+        self._resting[-1] = dataclasses.replace(order, volume=volume, price=price)
+        self.amended.append(order.txid)
+        log.info(
+            "demo.master_amend",
+            message=f"demo trader amended master order {order.txid}: {order.volume} @ "
+            f"{order.price} -> {volume} @ {price}",
+            txid=order.txid,
+            pair=order.pair.altname,
+            volume=str(volume),
+            price=str(price),
         )
 
     def _move_prices(self) -> None:
