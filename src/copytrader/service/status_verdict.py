@@ -149,7 +149,7 @@ def decide(facts: HealthFacts) -> Verdict:
     ready = facts.ready_users
     return Verdict(
         True, CopyState.COPYING,
-        f"copying MASTER to {len(ready)}/{len(facts.users)} users ({', '.join(ready)})",
+        f"MASTER to {len(ready)}/{len(facts.users)} users ({', '.join(ready)})",
     )  # fmt: skip
 
 
