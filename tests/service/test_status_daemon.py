@@ -7,15 +7,20 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from copytrader.ledger import LEDGER_FILE_NAME
+from copytrader.ledger.view import LedgerView
 from tests import secretscan
 from tests.copy.harness import CopyWorld, DaemonProcess, SimUser, copy_world, wait_until
 from tests.service.test_locked_out_user import lock_out
@@ -168,3 +173,38 @@ def test_the_health_command_asks_healthz_when_a_port_is_set(tmp_path: Path) -> N
         assert daemon.stop() == 0
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.startswith("healthy: copying: MASTER to 1/1 users")
+
+
+def test_healthz_says_stopping_while_the_daemon_drains() -> None:
+    """The exchange answers AddOrder only after 4 s (the master's own order and then its
+    copy), so the drain after SIGTERM lasts seconds, waiting for the copy in flight: all that
+    time /healthz answers 503 `stopping`, never 200."""
+    with copy_world([ALICE], master_balances=MASTER) as world:
+        daemon = world.start_daemon(extra_env=STATUS_ENV)
+        port = status_port(daemon)
+        healthz_becomes(port, 200)
+        world.sim.control(
+            "fault", {"endpoint": "AddOrder", "kind": "latency", "latency_ms": 4000, "count": 2}
+        )
+        world.place_master(pair="XBTUSD", type="buy", ordertype="market", volume="0.2")
+        wait_until(lambda: submitting(world), 20, "a copy in flight")
+        daemon.process.send_signal(signal.SIGTERM)
+        answers = []
+        deadline = time.monotonic() + 20
+        while daemon.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):  # the server closed: the daemon is exiting
+                answers.append(get(port, "/healthz"))
+            time.sleep(0.05)
+        assert daemon.process.wait(20) == 0
+    assert answers, "no /healthz answer while draining"
+    assert {status for status, _ in answers} == {503}
+    assert answers[0][1] == "stopping: finishing the copies in flight, then exiting\n"
+    assert [e["event"] for e in daemon.named("daemon.draining")] == ["daemon.draining"]
+
+
+def submitting(world: CopyWorld) -> bool:
+    view = LedgerView(world.data_dir / LEDGER_FILE_NAME)
+    try:
+        return any(copy.state.value == "submitting" for copy in view.all_copies())
+    finally:
+        view.close()
