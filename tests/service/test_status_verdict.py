@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from copytrader.config.settings import load_local_settings
+from copytrader.errors import ConfigError
 from copytrader.service.status_verdict import (
     HEALTH_FILE_NAME,
     CopyState,
@@ -124,3 +126,45 @@ def test_the_health_command_decides_from_health_json(tmp_path: Path) -> None:
     raw = json.loads((data / HEALTH_FILE_NAME).read_text())
     assert raw["facts"]["users"] == {"ann": None, "bob": None}
     assert read_health_file(data, now=1_030.0) == decide(COPYING)
+
+
+def test_where_the_status_server_listens(tmp_path: Path) -> None:
+    def status(env: dict[str, str]) -> tuple[int | None, str, bool]:
+        found = load_local_settings(env, cwd=tmp_path, dotenv=False).status
+        return found.port, found.host, found.token is not None
+
+    assert status({}) == (None, "127.0.0.1", False)  # off
+    assert status({"COPYTRADER_STATUS_PORT": "8081"}) == (8081, "127.0.0.1", False)
+    assert status({"PORT": "8080"}) == (8080, "0.0.0.0", False)  # noqa: S104 - Railway
+    assert status({"PORT": "8080", "COPYTRADER_STATUS_PORT": "9"}) == (8080, "0.0.0.0", False)  # noqa: S104
+    assert status({"COPYTRADER_STATUS_PORT": "8081", "COPYTRADER_STATUS_HOST": "0.0.0.0"}) == (  # noqa: S104
+        8081, "0.0.0.0", False  # noqa: S104
+    )  # fmt: skip
+    token = "t0k3n-0123456789-abcdef"
+    assert status({"COPYTRADER_STATUS_TOKEN": token}) == (None, "127.0.0.1", True)
+    shown = repr(load_local_settings({"COPYTRADER_STATUS_TOKEN": token}, cwd=tmp_path,
+                                     dotenv=False))  # fmt: skip
+    assert token not in shown
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("PORT", "http", "must be a port number from 1 to 65535"),
+        ("PORT", "0", "must be a port number from 1 to 65535"),
+        ("COPYTRADER_STATUS_PORT", "70000", "must be a port number from 0 to 65535"),
+        ("COPYTRADER_STATUS_TOKEN", "tiny-Tok3n", "shorter than 16 characters"),
+        ("COPYTRADER_STATUS_TOKEN", " spaces-around-0123456789 ", "space"),
+        ("COPYTRADER_NOT_COPYING_MINUTES", "0", "above 0"),
+        ("COPYTRADER_NOT_COPYING_MINUTES", "soon", "above 0"),
+    ],
+)
+def test_status_settings_refuse_what_they_cannot_mean(
+    tmp_path: Path, name: str, value: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_local_settings({name: value}, cwd=tmp_path, dotenv=False)
+    assert says in str(refused.value)
+    assert name in str(refused.value)
+    if "TOKEN" in name:
+        assert value.strip() not in str(refused.value)
