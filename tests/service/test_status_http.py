@@ -271,7 +271,7 @@ def test_every_string_from_config_or_the_exchange_is_escaped(tmp_path: Path) -> 
             master=outcome("MASTER", "MASTER", AccountState.CONNECTED, Reason.OK, "connected"),
             users=(
                 outcome("USER:evil", HOSTILE_NAME, AccountState.FAILED, Reason.INVALID_KEY,
-                        f"USER:evil: EAPI:Invalid key <{HOSTILE_PAIR}>"),
+                        f"USER:evil: EAPI:Invalid key <{HOSTILE_PAIR}> (sent {TOKEN})"),
             ),
         )  # fmt: skip
         s.board.record_connections(report)
@@ -289,4 +289,6 @@ def test_every_string_from_config_or_the_exchange_is_escaped(tmp_path: Path) -> 
     assert "<script" not in page.lower()
     assert "<img" not in page.lower()
     assert "over threshold: &lt;img" in page  # the drift slot, filled
+    assert TOKEN not in page  # a secret in an exchange's text is blanked, as in the logs
+    assert "(sent &lt;REDACTED&gt;)" in page
     assert 'id="close-only">not measured<' in page  # the close-only slot, empty

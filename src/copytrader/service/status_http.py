@@ -37,7 +37,7 @@ from copytrader.config.credentials import SecretStr
 from copytrader.config.types import StatusSettings
 from copytrader.ledger import LEDGER_FILE_NAME
 from copytrader.ledger.view import LedgerView
-from copytrader.logs import get_logger
+from copytrader.logs import get_logger, redact_text
 from copytrader.service.status_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from copytrader.service.status_metrics import StatusMetrics
 from copytrader.service.status_page import LedgerRows, render_status_page
@@ -155,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _healthz(self, with_body: bool) -> None:
         verdict = self.server.board.snapshot().verdict
         status = HTTPStatus.OK if verdict.copying else HTTPStatus.SERVICE_UNAVAILABLE
-        text = f"{verdict.state.value}: {verdict.reason}\n"
+        text = f"{verdict.state.value}: {redact_text(verdict.reason)}\n"
         self._send(status, text.encode("utf-8"), with_body=with_body)
 
     def _protected(self, path: str, with_body: bool) -> None:

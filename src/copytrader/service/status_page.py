@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from copytrader.ledger.records import CopyRecord, CopyState, MasterOrderRecord
+from copytrader.logs import redact_text
 from copytrader.service.status_state import AccountLine, BoardSnapshot
 
 REFRESH_S = 15
@@ -33,7 +34,9 @@ class LedgerRows:
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """Text for the page: escaped for HTML, and with anything that looks like a key or secret
+    blanked, as in the logs (the page shows the same exchange errors the logs do)."""
+    return html.escape(redact_text(str(value)), quote=True)
 
 
 def _when(unix: float | None) -> str:
