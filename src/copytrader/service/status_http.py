@@ -122,7 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: StatusServer
     timeout = REQUEST_TIMEOUT_S
     server_version = "kraken-copytrader"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version  # no Python version on the wire
 
     def do_GET(self) -> None:
         self._answer(with_body=True)
