@@ -51,7 +51,10 @@ RUN pip install --no-index --no-build-isolation --no-deps . \
     && rm -rf build src \
     && chmod 0755 /app/start.sh
 
-# Local runs only: Railway ignores HEALTHCHECK. Healthy = a heartbeat written in the last 3 min.
+# Healthy = copying (MASTER read recently, a user ready, the kill switch off). The command asks
+# the daemon's /healthz when PORT or COPYTRADER_STATUS_PORT is set, else decides from the
+# health.json the daemon rewrites every 5 s (service/health.py). Railway ignores HEALTHCHECK and
+# calls /healthz itself (.railway/railway.ts); Docker and other hosts use this.
 HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 \
     CMD ["python", "-m", "copytrader.service.health"]
 

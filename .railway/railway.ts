@@ -43,6 +43,13 @@ const switches = {
   COPYTRADER_CONFIG: preserve(),
   COPYTRADER_DATA_DIR: preserve(),
   KRAKEN_API_URL: preserve(),
+  // The status surface (/healthz, /status, /metrics) on Railway's PORT: the token that opens
+  // /status and /metrics (a secret: set it in the dashboard), a port and address for running
+  // it elsewhere, and after how many minutes of not copying `daemon.not_copying` is logged.
+  COPYTRADER_STATUS_TOKEN: preserve(),
+  COPYTRADER_STATUS_PORT: preserve(),
+  COPYTRADER_STATUS_HOST: preserve(),
+  COPYTRADER_NOT_COPYING_MINUTES: preserve(),
 };
 
 export default defineRailway(() => {
@@ -61,7 +68,13 @@ export default defineRailway(() => {
     build: { builder: "DOCKERFILE", dockerfilePath: "Dockerfile" },
     // Reference, "Volumes": the key is the mount path inside the container.
     volumeMounts: { "/data": data },
-    // No healthcheck: the daemon serves no HTTP, and Railway's healthcheck is an HTTP path.
+    // Reference, "Services" (healthcheck, healthcheckTimeout): Railway calls this path on the
+    // PORT it sets, where the daemon serves /healthz, and makes a new deployment live only once
+    // it answers 200, which it does only while copying (MASTER read, a user ready). A
+    // deployment that cannot copy within the timeout (a wrong key, every user locked out, the
+    // kill switch on) is marked failed. Railway calls it only while deploying, never after.
+    healthcheck: "/healthz",
+    healthcheckTimeout: 300,
     // No replicas: one running copy per set of keys (nonces), and a volume allows only one.
     //
     // DeployConfig in the `railway` package (numbers, not strings); the CLI passes `deploy`

@@ -154,8 +154,8 @@ def test_railway_ts_preserves_every_secret_and_operator_variable() -> None:
 
 def test_railway_ts_stops_deployments_gently_with_numbers() -> None:
     """30 s between SIGTERM and SIGKILL and no overlap, as `deploy` numbers and as the
-    documented service variables; no start command (it would replace tini), no healthcheck
-    (the daemon serves no HTTP)."""
+    documented service variables; no start command (it would replace tini); the deploy
+    healthcheck is the daemon's /healthz."""
     source = RAILWAY_TS.read_text(encoding="utf-8")
     code = "\n".join(line.split("//")[0] for line in source.splitlines())
     assert re.search(r"\bdrainingSeconds:\s*30,", code)
@@ -164,8 +164,10 @@ def test_railway_ts_stops_deployments_gently_with_numbers() -> None:
     entries = _env_entries(code)
     assert entries["RAILWAY_DEPLOYMENT_DRAINING_SECONDS"] == '"30"'
     assert entries["RAILWAY_DEPLOYMENT_OVERLAP_SECONDS"] == '"0"'
-    for field in ("start", "startCommand", "healthcheck", "healthcheckPath", "replicas"):
+    for field in ("start", "startCommand", "healthcheckPath", "replicas"):
         assert not re.search(rf"\b{field}:", code), f"railway.ts sets {field}"
+    assert re.search(r'\bhealthcheck:\s*"/healthz",', code)
+    assert re.search(r"\bhealthcheckTimeout:\s*\d+,", code)
 
 
 def _node_tools() -> tuple[str, Path]:
@@ -214,6 +216,8 @@ def test_railway_ts_type_checks_and_evaluates_to_the_intended_service(tmp_path: 
         "restartPolicyMaxRetries": 10,
         "drainingSeconds": 30,
         "overlapSeconds": 0,
+        "healthcheckPath": "/healthz",
+        "healthcheckTimeout": 300,
     }
     assert [(a["volume"], a["mountPath"]) for a in svc["volumeAttachments"].values()] == [
         (volumes[0]["address"], "/data")

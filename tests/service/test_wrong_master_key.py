@@ -94,7 +94,9 @@ def test_a_wrong_master_secret_keeps_the_daemon_up_resting_until_sigterm(tmp_pat
     assert "MASTER cannot be used" in beat["resting_reason"]
     assert "EAPI:Invalid signature" in beat["resting_reason"]
     assert checked.returncode == 1, checked.stdout
-    assert checked.stdout.startswith("unhealthy: running but resting"), checked.stdout
+    assert checked.stdout.startswith(
+        "unhealthy: master_down: MASTER cannot be used"
+    ), checked.stdout
     assert "KRAKEN_MASTER_API_SECRET" in checked.stdout
     [stopped] = [e for e in events if e["event"] == "daemon.stopped"]
     assert "while resting" in stopped["message"]

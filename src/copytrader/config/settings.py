@@ -30,13 +30,14 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from copytrader.config.accounts_file import default_env_name, read_accounts_file
-from copytrader.config.credentials import ApiCredentials
+from copytrader.config.credentials import ApiCredentials, SecretStr
 from copytrader.config.types import (
     MASTER_ID,
     AccountSpec,
     CopySettings,
     LocalSettings,
     Settings,
+    StatusSettings,
     UserConfig,
 )
 from copytrader.config.values import refused_character, shown
@@ -52,6 +53,7 @@ __all__ = [
     "LocalSettings",
     "Settings",
     "SizingMode",
+    "StatusSettings",
     "UserConfig",
     "child_process_environment",
     "default_env_name",
@@ -160,6 +162,7 @@ def load_settings(
         dotenv_path=(base / ".env") if dotenv and (base / ".env").is_file() else None,
         deployment_id=env.text("RAILWAY_DEPLOYMENT_ID") or "",
         notes=(*accounts.notes, *master_notes),
+        status=local.status,
     )
 
 
@@ -183,7 +186,66 @@ def _local_settings(env: _Environment, base: Path) -> LocalSettings:
         choices = ", ".join(FORMATS)
         raise env.error("LOG_FORMAT", f"must be one of {choices} (got {shown(log_format_raw)})")
     return LocalSettings(
-        data_dir=_data_dir(env, base), log_level=log_level, log_format=log_format_raw or None
+        data_dir=_data_dir(env, base),
+        log_level=log_level,
+        log_format=log_format_raw or None,
+        status=_status_settings(env),
+    )
+
+
+def _port_var(env: _Environment, name: str, *, lowest: int = 1) -> int | None:
+    raw = env.text(name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and lowest <= int(raw) <= 65535):
+        raise env.error(name, f"must be a port number from {lowest} to 65535 (got {shown(raw)})")
+    return int(raw)
+
+
+def _status_settings(env: _Environment) -> StatusSettings:
+    """The status HTTP surface: on Railway's `PORT` (all interfaces, where Railway's proxy and
+    healthcheck connect) when set, else on `COPYTRADER_STATUS_PORT` (loopback unless
+    `COPYTRADER_STATUS_HOST` names another address), else off."""
+    railway_port = _port_var(env, "PORT")
+    # 0: any free port (the `status.listening` event names it).
+    own_port = _port_var(env, "COPYTRADER_STATUS_PORT", lowest=0)
+    host = env.text("COPYTRADER_STATUS_HOST")
+    if host is not None and not (host.isascii() and " " not in host):
+        raise env.error("COPYTRADER_STATUS_HOST", "must be an IP address such as 127.0.0.1")
+    token_raw = env.get("COPYTRADER_STATUS_TOKEN")
+    token = None
+    if token_raw is not None:
+        if refused_character(token_raw) is not None or token_raw != token_raw.strip():
+            raise env.error(
+                "COPYTRADER_STATUS_TOKEN",
+                "holds a space, control or invisible character; set it again without it",
+            )
+        if len(token_raw) < 16:
+            raise env.error(
+                "COPYTRADER_STATUS_TOKEN",
+                "is shorter than 16 characters; use a long random one"
+                " (python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            )
+        register_secret(token_raw)
+        token = SecretStr(token_raw)
+    minutes_raw = env.text("COPYTRADER_NOT_COPYING_MINUTES")
+    minutes = 5.0
+    if minutes_raw is not None:
+        try:
+            minutes = float(minutes_raw)
+        except ValueError:
+            minutes = -1.0
+        if not (0 < minutes <= 24 * 60):
+            raise env.error(
+                "COPYTRADER_NOT_COPYING_MINUTES",
+                f"must be a number of minutes above 0, at most 1440 (got {shown(minutes_raw)})",
+            )
+    port: int | None = own_port
+    default_host = "127.0.0.1"
+    if railway_port is not None:
+        port, default_host = railway_port, "0.0.0.0"  # noqa: S104 - Railway's proxy connects
+    return StatusSettings(
+        port=port, host=host or default_host, token=token, not_copying_minutes=minutes
     )
 
 

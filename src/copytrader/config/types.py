@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from copytrader.config.credentials import ApiCredentials
+from copytrader.config.credentials import ApiCredentials, SecretStr
 from copytrader.domain import RateTier, SizingMode
 from copytrader.errors import ConfigError
 
@@ -78,6 +78,23 @@ class AccountSpec:
 
 
 @dataclass(frozen=True)
+class StatusSettings:
+    """The daemon's read-only HTTP surface (/healthz, /status, /metrics) and its health rule.
+
+    `port` None: no server (the command-based health check still works). `PORT` (Railway)
+    binds 0.0.0.0 so Railway's proxy and healthcheck reach it; `COPYTRADER_STATUS_PORT` binds
+    127.0.0.1 unless `COPYTRADER_STATUS_HOST` says otherwise. Without `token`, only /healthz
+    answers; with it, /status and /metrics require it.
+    """
+
+    port: int | None = None
+    host: str = "127.0.0.1"
+    token: SecretStr | None = None
+    # Minutes of not copying before `daemon.not_copying` is logged (COPYTRADER_NOT_COPYING_MINUTES).
+    not_copying_minutes: float = 5.0
+
+
+@dataclass(frozen=True)
 class LocalSettings:
     """Where this process keeps its files and how it logs: all that paper mode and the
     healthcheck need, read without the config file or any account's variables."""
@@ -85,6 +102,7 @@ class LocalSettings:
     data_dir: Path
     log_level: str
     log_format: str | None  # "json", "console", or None: console on a terminal, json elsewhere
+    status: StatusSettings = StatusSettings()
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,7 @@ class Settings:
     dotenv_path: Path | None  # the .env file that was read, if any
     deployment_id: str  # RAILWAY_DEPLOYMENT_ID, "" elsewhere: put on every log line
     notes: tuple[str, ...] = ()  # harmless oddities worth one warning line at startup
+    status: StatusSettings = StatusSettings()  # the status HTTP surface (service.status_http)
 
     @property
     def accounts(self) -> tuple[AccountSpec, ...]:

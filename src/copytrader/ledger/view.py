@@ -1,5 +1,6 @@
-"""A read-only view of a ledger file, for `copytrader resync` beside a running daemon: it never
-writes (SQLite's read-only mode), so it neither takes the write lock nor migrates the file."""
+"""A read-only view of a ledger file, for `copytrader resync` and the status page beside a running
+daemon: it never writes (SQLite's read-only mode), so it neither takes the write lock nor
+migrates the file."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from copytrader.domain import OrderStatus
-from copytrader.ledger.records import CopyRecord, Decision, LedgerError, MasterState
-from copytrader.ledger.schema import first_row, select_copies
+from copytrader.ledger.records import (
+    CopyRecord,
+    Decision,
+    LedgerError,
+    MasterOrderRecord,
+    MasterState,
+)
+from copytrader.ledger.schema import MASTER_COLUMNS, first_row, master_from_row, select_copies
 
 
 class LedgerView:
@@ -64,3 +71,22 @@ class LedgerView:
 
     def all_copies(self) -> list[CopyRecord]:
         return select_copies(self._db, "1 = 1", ())
+
+    def recent_master_orders(self, limit: int) -> list[MasterOrderRecord]:
+        """The last `limit` master orders seen after the baseline, newest first."""
+        rows = self._db.execute(
+            f"SELECT {MASTER_COLUMNS} FROM master_orders"  # noqa: S608
+            " WHERE decision != 'baseline' ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [master_from_row(row) for row in rows]
+
+    def recent_copies(self, limit: int) -> list[CopyRecord]:
+        """The copies of the last `limit` master orders that have copies, newest first."""
+        newest = self._db.execute(
+            "SELECT m.seq FROM master_orders m WHERE EXISTS (SELECT 1 FROM copies c"
+            " WHERE c.master_txid = m.txid) ORDER BY m.seq DESC LIMIT 1 OFFSET ?",
+            (max(0, limit - 1),),
+        ).fetchall()
+        floor = int(newest[0][0]) if newest else 0
+        return list(reversed(select_copies(self._db, "m.seq >= ?", (floor,))))

@@ -12,6 +12,9 @@
     -> loop until stopped: poll the master feed -> record the events -> kick the copy lanes
     -> drain: lanes finish the call they are in; everything else stays in the ledger
 
+Beside it all along: the status board and surface (service.status_*): health.json, the
+not-copying alarm, and /healthz, /status, /metrics when a port is configured.
+
 Every wait in the loop is on the stop event, so SIGTERM/SIGINT end it within one HTTP timeout.
 The daemon holds no business rule of its own: the feed decides what is new, the copier what to
 send, the ledger remembers.
@@ -52,6 +55,9 @@ from copytrader.service.lifecycle import (
 )
 from copytrader.service.probe import BrokerFactory, Reason, connect_account, make_broker
 from copytrader.service.startup import connect_accounts
+from copytrader.service.status_http import status_surface
+from copytrader.service.status_state import StatusBoard
+from copytrader.service.status_verdict import Phase
 
 log = get_logger(__name__)
 
@@ -93,8 +99,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     try:
         with acquire_data_dir_lock(settings.data_dir):
             heartbeat = Heartbeat(settings.data_dir)
-            with heartbeat.running(stop.event):
-                daemon = CopyDaemon(settings, stop, heartbeat)
+            board = StatusBoard(settings.data_dir, heartbeat, dry_run=settings.copy.dry_run)
+            stop.add_callback(board.stopping)
+            with heartbeat.running(stop.event), status_surface(board, settings.status):
+                daemon = CopyDaemon(settings, stop, heartbeat, board=board)
                 code = daemon.run()
             if not daemon.drained:
                 # A copy lane is still inside a broker call (its retries can outlast the
@@ -144,10 +152,12 @@ class CopyDaemon:
         *,
         master_reprobe_s: Sequence[float] = MASTER_REPROBE_S,
         broker_factory: BrokerFactory | None = None,
+        board: StatusBoard | None = None,
     ) -> None:
         """`master_reprobe_s`: the rests between probes of an unusable MASTER (see
         MASTER_REPROBE_S); `broker_factory`: how accounts get their broker (default
-        `probe.make_broker` with the stop event)."""
+        `probe.make_broker` with the stop event); `board`: what the status surface reads
+        (default: one of its own)."""
         self._settings = settings
         self._stop = stop
         self._heartbeat = heartbeat
@@ -155,6 +165,7 @@ class CopyDaemon:
         self._broker_factory = broker_factory or functools.partial(make_broker, stop=stop.event)
         self.drained = True  # False when copy lanes were still busy at the end of the drain
         self._data_before = DataFolderState(False, (), None)
+        self.board = board or StatusBoard(settings.data_dir, heartbeat)
 
     def connect(self) -> ConnectedAccounts:
         """MASTER first, then the users, staggered (`service.startup`). A user that cannot be
@@ -180,6 +191,7 @@ class CopyDaemon:
                 )
             else:
                 unavailable[spec.user.id] = f"account not connected: {outcome.message}"
+        self.board.record_connections(report)
         master = report.master
         usable_master = master.broker if (master.connected or master.retryable) else None
         self._heartbeat.set_accounts(
@@ -257,6 +269,7 @@ class CopyDaemon:
             return found
 
         self._heartbeat.watch_resting_accounts(resting_accounts)
+        self.board.watch_kill_switch(kill_switch.reason)
         feed = MasterFeed(master, ledger, max_signal_age_s=copy_settings.max_signal_age_seconds)
         recorder = MasterRecorder(
             ledger,
@@ -271,6 +284,7 @@ class CopyDaemon:
         interval = poll_interval_seconds(
             copy_settings.master_tier, copy_settings.poll_interval_seconds
         )
+        self.board.set_poll_interval(interval)
         if not self._until_done(
             lambda: self._prepare_ledger(ledger, feed, recorder, master, accounts),
             "ledger.check_failed",
@@ -290,6 +304,7 @@ class CopyDaemon:
             poll_interval_s=interval,
             dry_run=copy_settings.dry_run,
         )
+        self.board.set_phase(Phase.RUNNING)
         failures = 0
         unknown_outcomes = UnknownOutcomes(ledger, accounts.users, time.time)
         next_sweep = time.monotonic() + UNKNOWN_OUTCOME_SWEEP_S
@@ -299,6 +314,7 @@ class CopyDaemon:
                 poll = feed.poll()
                 recorder.record(poll.events)
                 feed.commit(poll)
+                self.board.feed_read()
                 failures = 0
             except DiskFullError as error:
                 # Reported once by the ledger or the nonce store when the disk filled up; the
@@ -306,6 +322,7 @@ class CopyDaemon:
                 log.debug("feed.poll_waits_for_disk", message=str(error))
             except Exception as error:  # noqa: BLE001 - logged; the loop keeps going
                 failures += 1
+                self.board.feed_failed(f"{type(error).__name__}: {error}")
                 log.warning(
                     "feed.poll_failed",
                     message=f"reading the MASTER's orders failed ({error}); retrying",
@@ -395,6 +412,7 @@ class CopyDaemon:
         )
         self._heartbeat.set_resting(f"MASTER cannot be used: {problem}")
         self._heartbeat.beat()  # the health check sees it now, not a minute later
+        self.board.nudge()
         while True:
             if self._stop.wait(rest_s):  # None: until stopped
                 log.info(
@@ -422,6 +440,7 @@ class CopyDaemon:
                     total=snap.accounts_total,
                 )
                 self._heartbeat.set_resting(None)
+                self.board.master_usable()
                 return outcome.broker
             rest_s = next(rests, rest_s)
             problem = outcome.message.removeprefix("MASTER: ")
