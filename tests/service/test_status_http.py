@@ -146,11 +146,12 @@ def test_healthz_says_copying_only_while_copying(tmp_path: Path) -> None:
         s.heartbeat.watch_resting_accounts(dict)
         assert s.get("/healthz")[0] == 200
 
-        # The kill switch: on purpose, but still not copying.
+        # The kill switch: not copying, but healthy: the operator paused it on purpose.
         s.board.watch_kill_switch(lambda: "kill switch on (COPYTRADER_KILL_SWITCH)")
         status, body, _ = s.get("/healthz")
         assert (status, body) == (
-            503, "kill_switch: kill switch on (COPYTRADER_KILL_SWITCH): nothing new is copied\n"
+            200, "kill_switch: kill switch on (COPYTRADER_KILL_SWITCH): paused, nothing new is"
+            " copied (cancels still are)\n"
         )  # fmt: skip
         s.board.watch_kill_switch(lambda: None)
 

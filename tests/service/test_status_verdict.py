@@ -49,6 +49,8 @@ def test_the_rule_names_the_first_thing_to_fix() -> None:
     for state, facts in cases.items():
         verdict = decide(facts)
         assert (verdict.copying, verdict.state) == (False, state), facts
+        # Healthy (200, exit 0) only while copying or paused by the operator's kill switch.
+        assert verdict.healthy is (state is CopyState.KILL_SWITCH), facts
     assert decide(with_(master_rest_s=12.0)).state is CopyState.MASTER_DOWN
     assert decide(with_(users={})).reason == "no enabled user is configured"
     assert decide(with_(users={"ann": None, "bob": "locked out"})).reason == (

@@ -76,9 +76,9 @@ def _from_files(data_dir: Path) -> int:
         if verdict is None:
             sys.stdout.write(f"unhealthy: {newest / HEALTH_FILE_NAME} cannot be read\n")
             return 1
-        word = "healthy" if verdict.copying else "unhealthy"
+        word = "healthy" if verdict.healthy else "unhealthy"
         sys.stdout.write(f"{word}: {verdict.state.value}: {verdict.reason}\n")
-        return 0 if verdict.copying else 1
+        return 0 if verdict.healthy else 1
     return _from_heartbeat(data_dir, folders)
 
 

@@ -8,9 +8,10 @@
   `daemon.not_copying` after N minutes of not copying.
 - With a port (`PORT` on Railway, or `COPYTRADER_STATUS_PORT`), a stdlib `ThreadingHTTPServer`
   in a thread of its own, read-only (GET and HEAD only):
-  - `/healthz`: 200 and "copying: ..." while copying, else 503 and the state and reason, as
-    text. Open to anyone: it tells nothing secret, and Railway's and Docker's checks call it
-    without credentials.
+  - `/healthz`: 200 and "copying: ..." while copying (or "kill_switch: ..." while the
+    operator's kill switch pauses it), else 503 and the state and reason, as text. Open to
+    anyone: it tells nothing secret, and Railway's and Docker's checks call it without
+    credentials.
   - `/status` (the page) and `/metrics` (Prometheus): only with `COPYTRADER_STATUS_TOKEN` set
     (else 404), and only for a request that presents it: `Authorization: Bearer <token>`
     (scripts, Prometheus' `authorization` setting) or HTTP Basic with the token as the password
@@ -156,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _healthz(self, with_body: bool) -> None:
         verdict = self.server.board.snapshot().verdict
-        status = HTTPStatus.OK if verdict.copying else HTTPStatus.SERVICE_UNAVAILABLE
+        status = HTTPStatus.OK if verdict.healthy else HTTPStatus.SERVICE_UNAVAILABLE
         text = f"{verdict.state.value}: {redact_text(verdict.reason)}\n"
         self._send(status, text.encode("utf-8"), with_body=with_body)
 

@@ -107,6 +107,14 @@ class Verdict:
     state: CopyState
     reason: str  # one sentence for the operator (what is wrong, or what is being copied)
 
+    @property
+    def healthy(self) -> bool:
+        """What `/healthz` and the health command answer: copying, or paused by the operator's
+        kill switch. A pause is the operator's wish, not a fault: a Railway redeploy made while
+        it is on (changing a variable redeploys) must not fail its healthcheck and leave no
+        daemon running, since the master's cancels are still mirrored while it is on."""
+        return self.copying or self.state is CopyState.KILL_SWITCH
+
 
 def feed_fresh_limit_s(poll_interval_s: float) -> float:
     return max(FEED_FRESH_MIN_S, FEED_FRESH_POLLS * poll_interval_s)
@@ -145,7 +153,10 @@ def decide(facts: HealthFacts) -> Verdict:
             )
         return Verdict(False, CopyState.NO_USER_READY, why)
     if facts.kill_switch:
-        return Verdict(False, CopyState.KILL_SWITCH, f"{facts.kill_switch}: nothing new is copied")
+        return Verdict(
+            False, CopyState.KILL_SWITCH,
+            f"{facts.kill_switch}: paused, nothing new is copied (cancels still are)",
+        )  # fmt: skip
     ready = facts.ready_users
     return Verdict(
         True, CopyState.COPYING,
