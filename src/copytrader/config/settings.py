@@ -160,6 +160,7 @@ def load_settings(
         dotenv_path=(base / ".env") if dotenv and (base / ".env").is_file() else None,
         deployment_id=env.text("RAILWAY_DEPLOYMENT_ID") or "",
         notes=(*accounts.notes, *master_notes),
+        close_only_env=bool(_bool_var(env, "COPYTRADER_CLOSE_ONLY")),
     )
 
 

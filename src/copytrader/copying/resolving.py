@@ -68,7 +68,7 @@ class InFlightResolver:
         if found is not None:
             self._outcomes.placed(master, copy, found.txid, resolved=True)
             return
-        gate = self._gates.reason_not_to_send(master)
+        gate = self._gates.reason_not_to_send(master, copy.user_id)
         if gate:
             if not self._still_on_kraken(account, master, copy):
                 self._abandon(master, copy, gate, state=CopyState.SKIPPED)
