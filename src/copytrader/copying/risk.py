@@ -5,11 +5,11 @@ Close-only: only what reduces the user's holding is copied. On spot that is a se
 sells more than the user holds) and every cancel (cancels do not pass the gates at all); a buy
 is skipped with the reason. It is on for a user while any of these holds:
 
-- `COPYTRADER_CLOSE_ONLY` is set, or `[copy] close_only = true` (every user);
+- `COPYTRADER_CLOSE_ONLY` is set (every user);
 - the file `<data_dir>/CLOSE_ONLY` exists (every user), or `<data_dir>/CLOSE_ONLY.<user id>`
   (that user): like the kill switch, creating or removing it takes effect at the next copy,
   without a restart or redeploy;
-- the user's `close_only = true`;
+- the user's `close_only = true` (its default: `[copy] close_only`);
 - the user is in the drawdown stop (see `risk_monitor`), kept in the ledger until the operator
   lifts it with the file `<data_dir>/RESET_DRAWDOWN.<user id>`.
 
@@ -48,6 +48,7 @@ class UserRisk:
     max_slippage_bps: Decimal | None = None
     close_only: bool = False
     max_drawdown_pct: Decimal | None = None
+    cancel_after_s: int = 0  # the dead-man switch's timeout (service/deadman.py); 0: off
 
 
 class RiskLedger(Protocol):
@@ -80,13 +81,11 @@ class RiskControls:
         ledger: RiskLedger,
         *,
         close_only_env: bool = False,
-        close_only_all: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.users = dict(users)
         self._ledger = ledger
         self._close_only_env = close_only_env
-        self._close_only_all = close_only_all
         self._lock = threading.Lock()
         self._was_on: dict[str, str] = {}  # user -> the reason last reported
         # The drawdown stops, as the ledger keeps them (written through by the monitor).
@@ -147,8 +146,6 @@ class RiskControls:
     def _why_close_only(self, user_id: str) -> str | None:
         if self._close_only_env:
             return "COPYTRADER_CLOSE_ONLY is set"
-        if self._close_only_all:
-            return "[copy] close_only = true"
         if (self.data_dir / CLOSE_ONLY_FILE_NAME).exists():
             return f"file {self.data_dir / CLOSE_ONLY_FILE_NAME}"
         own = self.data_dir / f"{CLOSE_ONLY_FILE_NAME}.{user_id}"
