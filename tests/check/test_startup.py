@@ -229,8 +229,9 @@ def _methods_by_account(requests: list[dict[str, Any]]) -> dict[str, list[str]]:
 def test_run_probes_only_what_starting_needs_check_probes_everything(
     accounts: Accounts, sim: SimProcess, tmp_path: Path, log_sink: io.StringIO
 ) -> None:
-    """The default (run) probe: TradeBalance per account plus OpenOrders for MASTER, nothing
-    order-shaped; the full (check) probe also reads balances and tries AddOrder and CancelOrder."""
+    """The default (run) probe: TradeBalance and GetApiKeyInfo per account plus OpenOrders for
+    MASTER, nothing order-shaped; the full (check) probe also reads balances and tries AddOrder
+    and CancelOrder."""
     settings = _settings(accounts, sim, tmp_path)
     earlier = len(sim.control("requests")["requests"])
     report = connect_accounts(settings, broker_factory=unlimited)
@@ -240,9 +241,9 @@ def test_run_probes_only_what_starting_needs_check_probes_everything(
     assert [o.account_id for o in report.ready_users] == ALL_USERS
     light = _methods_by_account(sim.control("requests")["requests"][earlier:])
     assert light == {
-        "master": ["TradeBalance", "OpenOrders"],
-        "daivon": ["TradeBalance"],
-        "tania": ["TradeBalance"],
+        "master": ["TradeBalance", "OpenOrders", "GetApiKeyInfo"],
+        "daivon": ["TradeBalance", "GetApiKeyInfo"],
+        "tania": ["TradeBalance", "GetApiKeyInfo"],
     }
 
     rested(sim)
