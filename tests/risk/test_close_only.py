@@ -36,8 +36,9 @@ def test_close_only_file_skips_buys_copies_sells_and_cancels_without_a_restart()
         assert world.summary(daemon, sell)["placed"] == 2  # alice holds XXBT: a sell reduces
         world.cancel_master(sell)
         wait_until(
-            lambda: [e for e in events_for(daemon, "copy.cancelled", "alice")
-                     if e["master_txid"] == sell],  # fmt: skip
+            lambda: [
+                e for e in events_for(daemon, "copy.cancelled", "alice") if e["master_txid"] == sell
+            ],  # fmt: skip
             20,
             "alice's copy of the sell cancelled while close-only",
         )
