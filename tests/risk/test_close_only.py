@@ -38,7 +38,7 @@ def test_close_only_file_skips_buys_copies_sells_and_cancels_without_a_restart()
         wait_until(
             lambda: [
                 e for e in events_for(daemon, "copy.cancelled", "alice") if e["master_txid"] == sell
-            ],  # fmt: skip
+            ],
             20,
             "alice's copy of the sell cancelled while close-only",
         )
@@ -62,7 +62,8 @@ def test_close_only_file_skips_buys_copies_sells_and_cancels_without_a_restart()
         with world.ledger() as ledger:
             row = ledger.copy(buy, "alice")
             assert row.state is CopyState.SKIPPED
-            assert row.reason is not None and "close-only" in row.reason
+            assert row.reason is not None
+            assert "close-only" in row.reason
             assert ledger.copy(buy, "bob").state is CopyState.PLACED
             assert ledger.copy(sell, "alice").state is CopyState.CANCELLED
             assert ledger.copy(again, "alice").state is CopyState.PLACED

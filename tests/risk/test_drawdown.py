@@ -53,8 +53,10 @@ def test_drawdown_past_the_limit_makes_the_user_close_only_until_reset() -> None
 
         with world.ledger() as ledger:
             state = ledger.risk_state("alice")
-            assert state.drawdown_stop and state.equity_mark == mark
-            assert state.stop_reason is not None and "drawdown stop" in state.stop_reason
+            assert state.drawdown_stop
+            assert state.equity_mark == mark
+            assert state.stop_reason is not None
+            assert "drawdown stop" in state.stop_reason
             [event] = [e for e in ledger.risk_events("alice") if e.kind == "drawdown_stop"]
             assert event.detail["equity"] == str(equity)
             assert event.detail["mark"] == str(mark)
@@ -79,4 +81,5 @@ def test_drawdown_past_the_limit_makes_the_user_close_only_until_reset() -> None
         assert daemon.stop() == 0
         with world.ledger() as ledger:
             state = ledger.risk_state("alice")
-            assert not state.drawdown_stop and state.equity_mark == equity
+            assert not state.drawdown_stop
+            assert state.equity_mark == equity
