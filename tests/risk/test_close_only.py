@@ -72,9 +72,9 @@ def test_close_only_file_skips_buys_copies_sells_and_cancels_without_a_restart()
 def test_close_only_from_the_environment_applies_to_every_user() -> None:
     with risk_world([ALICE, BOB], copy_settings={"risk_check_seconds": "0.2"}) as world:
         daemon = world.start_daemon(extra_env={"COPYTRADER_CLOSE_ONLY": "1"})
-        for user in ("alice", "bob"):
-            [on] = wait_until(lambda u=user: events_for(daemon, "risk.close_only_on", u), 10, user)
-            assert on["reason"] == "COPYTRADER_CLOSE_ONLY is set"
+        ons = wait_until(lambda: daemon.named("risk.close_only_on")[1:], 10, "both users on")
+        assert {e["account"] for e in ons} == {"USER:alice", "USER:bob"}
+        assert {e["reason"] for e in ons} == {"COPYTRADER_CLOSE_ONLY is set"}
         buy = world.place_master(
             pair="XBTUSD", type="buy", ordertype="limit", volume="0.1", price="50000"
         )
