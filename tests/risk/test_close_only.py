@@ -72,7 +72,8 @@ def test_close_only_file_skips_buys_copies_sells_and_cancels_without_a_restart()
 def test_close_only_from_the_environment_applies_to_every_user() -> None:
     with risk_world([ALICE, BOB], copy_settings={"risk_check_seconds": "0.2"}) as world:
         daemon = world.start_daemon(extra_env={"COPYTRADER_CLOSE_ONLY": "1"})
-        ons = wait_until(lambda: daemon.named("risk.close_only_on")[1:], 10, "both users on")
+        wait_until(lambda: len(daemon.named("risk.close_only_on")) >= 2, 10, "both users on")
+        ons = daemon.named("risk.close_only_on")
         assert {e["account"] for e in ons} == {"USER:alice", "USER:bob"}
         assert {e["reason"] for e in ons} == {"COPYTRADER_CLOSE_ONLY is set"}
         buy = world.place_master(
