@@ -67,3 +67,16 @@ def test_killed_daemon_leaves_kraken_to_cancel_the_resting_copies_clean_stop_dis
         assert disarmed["calls"] >= 2  # armed, then disarmed
         world.sim.control("clock", {"advance_s": TIMEOUT_S + 5})
         assert status(world, "alice", second) == "open"
+
+
+def test_leave_keeps_the_switch_armed_after_a_clean_stop() -> None:
+    with risk_world([ALICE], copy_settings={"dead_man_on_stop": '"leave"'}) as world:
+        daemon = world.start_daemon()
+        txid = resting_buy(world, "50000")
+        assert world.summary(daemon, txid)["placed"] == 1
+        assert daemon.stop() == 0
+        [left] = events_for(daemon, "deadman.left_armed", "alice")
+        assert left["trigger_time"]
+        assert events_for(daemon, "deadman.disarmed", "alice") == []
+        world.sim.control("clock", {"advance_s": TIMEOUT_S + 5})
+        assert status(world, "alice", txid) == "canceled"

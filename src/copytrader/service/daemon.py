@@ -64,6 +64,9 @@ EXIT_LOCKED = 3  # another daemon uses this data folder
 # The lanes get this long after a stop to finish the call they are in, so the process exits
 # within Railway's and Docker's 10 s between SIGTERM and SIGKILL.
 DRAIN_TIMEOUT_S = 7.0
+# The drawdown checks' thread gets this long to end after a stop (it is inside one TradeBalance
+# at most; it writes nothing the next start needs).
+RISK_MONITOR_JOIN_S = 0.5
 # Copies given up with an unknown outcome are looked up again this often (see
 # copying/unknown_outcomes.py); with none, a sweep is one query of the ledger.
 UNKNOWN_OUTCOME_SWEEP_S = 60.0
@@ -370,7 +373,7 @@ class CopyDaemon:
             wait = interval * 2 ** min(failures, 6) if failures else interval
             self._stop.wait(max(0.0, min(wait, MAX_POLL_BACKOFF_S) - (time.monotonic() - started)))
         dead_man.finish()
-        risk_monitor.join(DRAIN_TIMEOUT_S)
+        risk_monitor.join(RISK_MONITOR_JOIN_S)
         return self._drain(copier, ledger)
 
     @staticmethod

@@ -29,7 +29,10 @@ from copytrader.logs import get_logger
 log = get_logger(__name__)
 
 REARM_FRACTION = 3  # re-armed every timeout / REARM_FRACTION seconds
-JOIN_TIMEOUT_S = 5.0
+# A clean stop waits this long at most for the re-arm thread and the disarms (all users at
+# once), so the drain still ends within the platform's grace period after SIGTERM.
+JOIN_TIMEOUT_S = 1.0
+FINISH_TIMEOUT_S = 2.0
 
 
 class DeadManBroker(Protocol):
@@ -129,47 +132,76 @@ class DeadManSwitch:
             )
 
     def finish(self) -> None:
-        """At a clean stop (the stop event is set): end the thread, then disarm each key or
-        leave it armed, as `dead_man_on_stop` says."""
+        """At a clean stop (the stop event is set): end the thread, then disarm each key (all
+        at once, `FINISH_TIMEOUT_S` at most: one not done by then is reported) or leave it
+        armed, as `dead_man_on_stop` says."""
         if self._thread is not None:
             self._thread.join(JOIN_TIMEOUT_S)
-        for user_id, timer in self._timers.items():
-            account = f"{USER_PREFIX}{user_id}"
-            if self._on_stop == "leave":
-                log.warning(
-                    "deadman.left_armed",
-                    message=(
-                        f"{user_id}: dead-man switch left armed (dead_man_on_stop = leave):"
-                        f" Kraken cancels the account's open orders at {timer.last_trigger}"
-                        " unless the daemon is back before then"
-                    ),
-                    account=account,
-                    user=user_id,
-                    trigger_time=timer.last_trigger,
-                    calls=timer.calls,
-                )
-                continue
-            timer.calls += 1
-            try:
-                timer.broker.cancel_all_orders_after(0)
-            except Exception as error:  # noqa: BLE001 - said loudly; Kraken's timer still runs
+        if self._on_stop == "leave":
+            for user_id, timer in self._timers.items():
+                self._left_armed(user_id, timer)
+            return
+        workers = [
+            threading.Thread(target=self._disarm, args=(user_id, timer), daemon=True)
+            for user_id, timer in self._timers.items()
+        ]
+        for worker in workers:
+            worker.start()
+        deadline = self._monotonic() + FINISH_TIMEOUT_S
+        for worker in workers:
+            worker.join(max(0.0, deadline - self._monotonic()))
+        for (user_id, timer), worker in zip(self._timers.items(), workers, strict=True):
+            if worker.is_alive():
                 log.error(
                     "deadman.disarm_failed",
                     message=(
-                        f"{user_id}: could not disarm the dead-man switch ({error}): Kraken"
-                        f" cancels the account's open orders at {timer.last_trigger} unless"
-                        " the daemon is back before then"
+                        f"{user_id}: the dead-man switch's disarm did not finish in"
+                        f" {FINISH_TIMEOUT_S:g} s: Kraken may cancel the account's open orders"
+                        f" at {timer.last_trigger} unless the daemon is back before then"
                     ),
-                    account=account,
+                    account=f"{USER_PREFIX}{user_id}",
                     user=user_id,
-                    error=f"{type(error).__name__}: {error}",
+                    error="timed out",
                     calls=timer.calls,
                 )
-                continue
-            log.info(
-                "deadman.disarmed",
-                message=f"{user_id}: dead-man switch disarmed at a clean stop",
+
+    def _left_armed(self, user_id: str, timer: _Timer) -> None:
+        log.warning(
+            "deadman.left_armed",
+            message=(
+                f"{user_id}: dead-man switch left armed (dead_man_on_stop = leave): Kraken"
+                f" cancels the account's open orders at {timer.last_trigger} unless the daemon"
+                " is back before then"
+            ),
+            account=f"{USER_PREFIX}{user_id}",
+            user=user_id,
+            trigger_time=timer.last_trigger,
+            calls=timer.calls,
+        )
+
+    def _disarm(self, user_id: str, timer: _Timer) -> None:
+        account = f"{USER_PREFIX}{user_id}"
+        timer.calls += 1
+        try:
+            timer.broker.cancel_all_orders_after(0)
+        except Exception as error:  # noqa: BLE001 - said loudly; Kraken's timer still runs
+            log.error(
+                "deadman.disarm_failed",
+                message=(
+                    f"{user_id}: could not disarm the dead-man switch ({error}): Kraken"
+                    f" cancels the account's open orders at {timer.last_trigger} unless"
+                    " the daemon is back before then"
+                ),
                 account=account,
                 user=user_id,
+                error=f"{type(error).__name__}: {error}",
                 calls=timer.calls,
             )
+            return
+        log.info(
+            "deadman.disarmed",
+            message=f"{user_id}: dead-man switch disarmed at a clean stop",
+            account=account,
+            user=user_id,
+            calls=timer.calls,
+        )
