@@ -10,9 +10,10 @@ stay, and the next start carries on with them) or leaves it running (`"leave"`: 
 is not back within the timeout, Kraken cancels them). Kraken's timer covers every open order of
 the account, the user's own manual orders too.
 
-Events: `deadman.armed` (per user, once), `deadman.rearm_failed` (a re-arm that did not go
-through; the next one is tried at its time), `deadman.disarmed` / `deadman.left_armed` at a
-clean stop, each with the number of calls made.
+Events: `deadman.armed` (per user, once), `deadman.rearm_failed` (the first of a run of re-arms
+that did not go through; each next one is tried at its time) and `deadman.rearmed` when one goes
+through again, `deadman.disarmed` / `deadman.left_armed` at a clean stop, each with the number
+of calls made.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class _Timer:
     timeout_s: int
     due: float = 0.0  # monotonic time of the next call
     calls: int = 0
+    failing: bool = False  # the last re-arm failed (reported once, until one goes through)
     armed_once: bool = False
     last_trigger: str = ""
 
@@ -101,6 +103,9 @@ class DeadManSwitch:
         try:
             trigger = timer.broker.cancel_all_orders_after(timer.timeout_s)
         except Exception as error:  # noqa: BLE001 - tried again at the next re-arm
+            if timer.failing:
+                return
+            timer.failing = True
             log.warning(
                 "deadman.rearm_failed",
                 message=(
@@ -115,6 +120,16 @@ class DeadManSwitch:
             )
             return
         timer.last_trigger = trigger
+        if timer.failing:
+            timer.failing = False
+            log.info(
+                "deadman.rearmed",
+                message=f"{user_id}: dead-man switch armed again (Kraken fires it at {trigger})",
+                account=f"{USER_PREFIX}{user_id}",
+                user=user_id,
+                trigger_time=trigger,
+                calls=timer.calls,
+            )
         if not timer.armed_once:
             timer.armed_once = True
             log.info(
