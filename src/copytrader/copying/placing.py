@@ -100,7 +100,8 @@ class CopyPlacer:
         `recheck` (the batch is no longer fresh: a master order changed since, or its lane
         started late), the master order is read again and all the gates passed again first:
         the master's cancel may have come meanwhile, and then the copy is skipped, as it would
-        have been had its lane sized it now. The kill switch is checked either way."""
+        have been had its lane sized it now. The kill switch and the user's close-only are checked
+        either way."""
         if recheck:
             master = self._ledger.master_order(copy.master_txid)
             gate = self._gates.reason_not_to_send(master, account.user_id)
