@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from copytrader.config.settings import load_settings
 from copytrader.ledger import CopyState, copy_client_order_id
+from copytrader.service.probe import AccountState, ProbeDepth, Reason
+from copytrader.service.startup import connect_accounts
 from tests.risk.world import RiskUser, SimUser, risk_world
 
 ALL = ["query_funds", "query_orders", "create_orders", "cancel_orders", "websocket"]
@@ -65,3 +68,18 @@ def test_a_withdraw_key_is_refused_and_a_key_that_cannot_trade_is_named_at_start
             assert carol_row.state is CopyState.SKIPPED
             assert carol_row.reason is not None
             assert "Create & Modify Orders" in carol_row.reason
+
+
+def test_check_refuses_the_withdraw_key_too() -> None:
+    """`copytrader check` (the full probe) says the same as the daemon's start."""
+    with risk_world([ALICE, BOB]) as world:
+        settings = load_settings(world.environment(), cwd=world.workdir, dotenv=False)
+        report = connect_accounts(settings, depth=ProbeDepth.FULL)
+        for outcome in report.all:
+            if outcome.broker is not None:
+                outcome.broker.close()
+        alice, bob = report.users
+        assert (alice.state, alice.reason) == (AccountState.FAILED, Reason.WITHDRAW_PERMISSION)
+        assert alice.permissions.withdraw is True
+        assert bob.connected
+        assert bob.permissions.withdraw is False
