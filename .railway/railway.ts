@@ -39,6 +39,7 @@ const switches = {
   LOG_LEVEL: preserve(),
   LOG_FORMAT: preserve(),
   COPYTRADER_KILL_SWITCH: preserve(),
+  COPYTRADER_CLOSE_ONLY: preserve(),
   COPYTRADER_DRY_RUN: preserve(),
   COPYTRADER_CONFIG: preserve(),
   COPYTRADER_DATA_DIR: preserve(),

@@ -229,8 +229,9 @@ def _methods_by_account(requests: list[dict[str, Any]]) -> dict[str, list[str]]:
 def test_run_probes_only_what_starting_needs_check_probes_everything(
     accounts: Accounts, sim: SimProcess, tmp_path: Path, log_sink: io.StringIO
 ) -> None:
-    """The default (run) probe: TradeBalance per account plus OpenOrders for MASTER, nothing
-    order-shaped; the full (check) probe also reads balances and tries AddOrder and CancelOrder."""
+    """The default (run) probe: TradeBalance and GetApiKeyInfo per account plus OpenOrders for
+    MASTER, nothing order-shaped; the full (check) probe also reads balances and tries AddOrder
+    and CancelOrder."""
     settings = _settings(accounts, sim, tmp_path)
     earlier = len(sim.control("requests")["requests"])
     report = connect_accounts(settings, broker_factory=unlimited)
@@ -240,9 +241,9 @@ def test_run_probes_only_what_starting_needs_check_probes_everything(
     assert [o.account_id for o in report.ready_users] == ALL_USERS
     light = _methods_by_account(sim.control("requests")["requests"][earlier:])
     assert light == {
-        "master": ["TradeBalance", "OpenOrders"],
-        "daivon": ["TradeBalance"],
-        "tania": ["TradeBalance"],
+        "master": ["TradeBalance", "OpenOrders", "GetApiKeyInfo"],
+        "daivon": ["TradeBalance", "GetApiKeyInfo"],
+        "tania": ["TradeBalance", "GetApiKeyInfo"],
     }
 
     rested(sim)
@@ -262,7 +263,8 @@ def test_run_probe_names_the_needed_permissions_when_denied(
     accounts: Accounts, sim: SimProcess, tmp_path: Path, log_sink: io.StringIO
 ) -> None:
     """A key refused Query Funds fails at start with the permissions a copy-trading key needs
-    and the warning against withdrawal, in its one event."""
+    and the warning against withdrawal, in its one event; the reads its key lacks besides (from
+    GetApiKeyInfo) are named with it."""
     settings = _settings(
         accounts,
         sim,
@@ -274,13 +276,14 @@ def test_run_probe_names_the_needed_permissions_when_denied(
     _close_brokers(report)
     tania = report.users[1]
     assert (tania.state, tania.reason) == (AccountState.FAILED, Reason.MISSING_PERMISSION)
-    assert tania.missing_permissions == ("Query Funds",)
+    reads = ("Query Funds", "Query Open Orders & Trades", "Query Closed Orders & Trades")
+    assert tania.missing_permissions == reads
     assert "KRAKEN_USER_TANIA_API_KEY" in tania.message
     assert PERMISSION_ADVICE in tania.message
     assert "Never grant Withdraw Funds" in tania.message
     events = [e for e in _events(log_sink) if e.get("account") == "USER:tania_gilbert"]
     assert [e["event"] for e in events] == ["account.failed"]
-    assert events[0]["missing_permissions"] == ["Query Funds"]
+    assert events[0]["missing_permissions"] == list(reads)
 
 
 def test_stop_ends_the_wait_for_a_connection_under_way(

@@ -13,6 +13,12 @@ Bounds (a value outside them is refused):
     connect_stagger_seconds    number, 0 <= s <= 60               (default 1)
     max_signal_age_seconds     number, 0.1 <= s <= 86400          (default 60)
     poll_interval_seconds      number, 0.05 <= s <= 300           (default: the feed's own)
+    max_slippage_bps           decimal, 0 < b <= 10000            ([copy] default, per user; off)
+    close_only                 true/false                         ([copy] default, per user)
+    max_drawdown_pct           decimal, 0 < p <= 100              ([copy] default, per user; off)
+    cancel_after_seconds       integer, 0 or 15 <= s <= 86399     ([copy] default, per user; 0 off)
+    dead_man_on_stop           "disarm" | "leave"                 ([copy] only; default disarm)
+    risk_check_seconds         number, 0.1 <= s <= 3600           ([copy] only; default 60)
 
 Decimals are strings of ASCII digits with an optional point ("0.10"), at most 8 decimal places
 and 24 characters, or TOML integers; TOML floats are binary and would silently change "0.1", so
@@ -53,6 +59,13 @@ ENV_NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 ASSET_PATTERN = re.compile(r"[A-Z0-9.]{2,16}")
 
 MULTIPLIER_MAX = Decimal(100)
+SLIPPAGE_BPS_MAX = Decimal(10_000)
+DRAWDOWN_PCT_MAX = Decimal(100)
+# Kraken's CancelAllOrdersAfter takes 0-86399 s; below 15 s a slow re-arm would cancel
+# everything during an ordinary hiccup.
+CANCEL_AFTER_MIN_S = 15
+CANCEL_AFTER_MAX_S = 86_399
+DEAD_MAN_ON_STOP = ("disarm", "leave")
 FRACTION_MAX = Decimal(1)
 NOTIONAL_MAX = Decimal(1_000_000_000)
 MAX_FILE_BYTES = 1024 * 1024
@@ -70,6 +83,8 @@ COPY_KEYS = frozenset(
         "dry_run",
         "round_up_to_minimum",
         "equity_asset",
+        *("max_slippage_bps", "close_only", "max_drawdown_pct", "cancel_after_seconds"),
+        *("dead_man_on_stop", "risk_check_seconds"),
     }
 )
 USER_KEYS = frozenset(
@@ -84,6 +99,7 @@ USER_KEYS = frozenset(
         "fixed_notional",
         "round_up_to_minimum",
         "tier",
+        *("max_slippage_bps", "close_only", "max_drawdown_pct", "cancel_after_seconds"),
     }
 )
 TOP_KEYS = frozenset({"copy", "users"})
@@ -233,6 +249,12 @@ def _copy_settings(table: Mapping[str, Any], where: _Where) -> CopySettings:
         dry_run=_bool(table, "dry_run", where, default=False),
         round_up_to_minimum=_bool(table, "round_up_to_minimum", where, default=False),
         equity_asset=equity_asset,
+        max_slippage_bps=_decimal(table, "max_slippage_bps", where, high=SLIPPAGE_BPS_MAX),
+        close_only=_bool(table, "close_only", where, default=False),
+        max_drawdown_pct=_decimal(table, "max_drawdown_pct", where, high=DRAWDOWN_PCT_MAX),
+        cancel_after_seconds=_cancel_after(table, where, default=0),
+        dead_man_on_stop=_dead_man_on_stop(table, where),
+        risk_check_seconds=_seconds(table, "risk_check_seconds", where, 60.0, 0.1, 3600.0),
     )
 
 
@@ -263,7 +285,45 @@ def _toml_user(entry: Any, copy: CopySettings, where: _Where) -> UserConfig:
         tier=_tier(entry, "tier", where),
         source=where.source,
         entry=where.entry,
+        max_slippage_bps=_or_default(
+            _decimal(entry, "max_slippage_bps", where, high=SLIPPAGE_BPS_MAX),
+            copy.max_slippage_bps,
+        ),
+        close_only=_bool(entry, "close_only", where, default=copy.close_only),
+        max_drawdown_pct=_or_default(
+            _decimal(entry, "max_drawdown_pct", where, high=DRAWDOWN_PCT_MAX),
+            copy.max_drawdown_pct,
+        ),
+        cancel_after_seconds=_cancel_after(entry, where, default=copy.cancel_after_seconds),
     )
+
+
+def _or_default(value: Decimal | None, default: Decimal | None) -> Decimal | None:
+    return default if value is None else value
+
+
+def _cancel_after(table: Mapping[str, Any], where: _Where, *, default: int) -> int:
+    """`cancel_after_seconds`: 0 (off) or a whole number of seconds Kraken accepts."""
+    key = "cancel_after_seconds"
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise where.error(key, f"must be a whole number of seconds (got {shown(value)})")
+    if value != 0 and not CANCEL_AFTER_MIN_S <= value <= CANCEL_AFTER_MAX_S:
+        raise where.error(
+            key,
+            f"must be 0 (off) or between {CANCEL_AFTER_MIN_S} and {CANCEL_AFTER_MAX_S} seconds"
+            f" (got {value})",
+        )
+    return value
+
+
+def _dead_man_on_stop(table: Mapping[str, Any], where: _Where) -> str:
+    value = _string(table, "dead_man_on_stop", where, default=DEAD_MAN_ON_STOP[0])
+    if value not in DEAD_MAN_ON_STOP:
+        raise where.error(
+            "dead_man_on_stop", f"must be one of {' | '.join(DEAD_MAN_ON_STOP)} (got {value!r})"
+        )
+    return value
 
 
 def _legacy_users(folder: Path, *, display_dir: str, copy: CopySettings) -> list[UserConfig]:
@@ -364,6 +424,10 @@ def _legacy_user(entry: Mapping[str, Any], copy: CopySettings, where: _Where) ->
         tier=RateTier.STARTER,
         source=where.source,
         entry=where.entry,
+        max_slippage_bps=copy.max_slippage_bps,
+        close_only=copy.close_only,
+        max_drawdown_pct=copy.max_drawdown_pct,
+        cancel_after_seconds=copy.cancel_after_seconds,
     )
 
 

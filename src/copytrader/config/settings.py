@@ -163,6 +163,7 @@ def load_settings(
         deployment_id=env.text("RAILWAY_DEPLOYMENT_ID") or "",
         notes=(*accounts.notes, *master_notes),
         status=local.status,
+        close_only_env=bool(_bool_var(env, "COPYTRADER_CLOSE_ONLY")),
     )
 
 

@@ -30,6 +30,11 @@ class UserConfig:
     tier: RateTier
     source: str  # the file it came from, e.g. "config/accounts.toml": for messages
     entry: str  # where in that file, e.g. "users[0] (daivon_frazier)"
+    # Risk gates (see copying/risk.py); None / False / 0: off. Defaults come from [copy].
+    max_slippage_bps: Decimal | None = None
+    close_only: bool = False
+    max_drawdown_pct: Decimal | None = None
+    cancel_after_seconds: int = 0
 
     @property
     def account_id(self) -> str:
@@ -48,6 +53,15 @@ class CopySettings:
     dry_run: bool  # the file's value, or COPYTRADER_DRY_RUN when that is set
     round_up_to_minimum: bool  # default for users that do not say
     equity_asset: str  # the asset equity is measured in (TradeBalance `asset`), e.g. ZUSD
+    # Risk gates: the defaults of the users' keys of the same names (see copying/risk.py).
+    max_slippage_bps: Decimal | None = None
+    close_only: bool = False
+    max_drawdown_pct: Decimal | None = None
+    cancel_after_seconds: int = 0
+    # On a clean stop the dead-man switch is disarmed ("disarm") or left running ("leave").
+    dead_man_on_stop: str = "disarm"
+    # How often each user's equity is read for the drawdown stop, and the switches looked at.
+    risk_check_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,7 @@ class Settings:
     deployment_id: str  # RAILWAY_DEPLOYMENT_ID, "" elsewhere: put on every log line
     notes: tuple[str, ...] = ()  # harmless oddities worth one warning line at startup
     status: StatusSettings = StatusSettings()  # the status HTTP surface (service.status_http)
+    close_only_env: bool = False  # COPYTRADER_CLOSE_ONLY: every user copies only what reduces
 
     @property
     def accounts(self) -> tuple[AccountSpec, ...]:

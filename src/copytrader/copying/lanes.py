@@ -54,6 +54,7 @@ from copytrader.copying.outcomes import CopyOutcomes
 from copytrader.copying.placing import CopyPlacer
 from copytrader.copying.resolving import InFlightResolver
 from copytrader.copying.resting import Rest, rest_of
+from copytrader.copying.risk import RiskControls
 from copytrader.copying.snapshots import AccountSnapshots
 from copytrader.errors import DiskFullError
 from copytrader.ledger import CopyRecord, CopyState, Ledger, LedgerError, MasterOrderRecord
@@ -79,6 +80,7 @@ class Copier:
         observer: CopyObserver | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        risk: RiskControls | None = None,
     ) -> None:
         self._ledger = ledger
         self._users = dict(users)
@@ -99,7 +101,7 @@ class Copier:
         outcomes = CopyOutcomes(
             ledger, self._snapshots, settings, observer=observer, clock=clock, stop=stop
         )
-        gates = CopyGates(kill_switch, settings, clock)
+        gates = CopyGates(kill_switch, settings, clock, risk)
         earlier_run = EarlierRunOrders(ledger, margin_s=settings.timings.index_margin_s)
         self._placer = CopyPlacer(
             ledger, settings, self._snapshots, gates, earlier_run, outcomes,

@@ -76,7 +76,7 @@ class CopyPlacer:
         outcome the lane must report (a gate, a skip, an error): the lane then does it all."""
         if (
             self._earlier_run_may_have_sent(master)
-            or self._gates.reason_not_to_send(master)
+            or self._gates.reason_not_to_send(master, account.user_id)
             or rest_of(account) is not None  # the lane makes the copy wait for the account
         ):
             return None
@@ -100,12 +100,14 @@ class CopyPlacer:
         `recheck` (the batch is no longer fresh: a master order changed since, or its lane
         started late), the master order is read again and all the gates passed again first:
         the master's cancel may have come meanwhile, and then the copy is skipped, as it would
-        have been had its lane sized it now. The kill switch is checked either way."""
+        have been had its lane sized it now. The kill switch and the user's close-only are checked
+        either way."""
         if recheck:
             master = self._ledger.master_order(copy.master_txid)
-            gate = self._gates.reason_not_to_send(master)
+            gate = self._gates.reason_not_to_send(master, account.user_id)
         else:
-            gate = self._gates.kill_switch_reason()  # a file: checked before every copy
+            # Files: checked before every copy.
+            gate = self._gates.kill_switch_reason(master, account.user_id)
         if gate:
             self._outcomes.skip(master, copy, gate)
             return
@@ -162,7 +164,7 @@ class CopyPlacer:
                     return
                 self._outcomes.placed(master, sub, found.txid, resolved=True)
                 return
-        gate = self._gates.reason_not_to_send(master)
+        gate = self._gates.reason_not_to_send(master, user_id)
         if gate:
             self._outcomes.skip(master, copy, gate)
             return
@@ -268,7 +270,9 @@ class CopyPlacer:
         request = build_request(
             master, copy.cl_ord_id, result.volume, price, price2, validate=self._settings.dry_run
         )
-        return request, result.notes
+        user_id = account.user_id
+        request, capped = self._gates.cap(master, request, info.tick_size, reference, user_id)
+        return request, (*result.notes, capped) if capped else result.notes
 
     def _ticker_price(
         self, account: UserAccount, info: PairInfo, side: Side, *, offline: bool = False
@@ -299,10 +303,10 @@ class CopyPlacer:
     def request_from_row(self, master: MasterOrderRecord, copy: CopyRecord) -> OrderRequest:
         """The same AddOrder again, from what was written before the first attempt."""
         assert copy.volume is not None  # written with `submitting`, before the first attempt
-        return build_request(
+        return self._gates.as_sent(master, build_request(
             master, copy.cl_ord_id, copy.volume, copy.price, copy.price2,
             validate=self._settings.dry_run,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def send(
         self,
@@ -340,4 +344,5 @@ class CopyPlacer:
             self._outcomes.skip(master, copy, why, event="copy.validated")
             return
         txid = result.txids[0] if result.txids else None
+        notes = (*notes, *self._gates.after_send(account.broker, master, copy, request))
         self._outcomes.placed(master, copy, txid, resolved=result.resolved_by_lookup, notes=notes)

@@ -66,9 +66,12 @@ class InFlightResolver:
                 return
             raise  # not resting (a missing permission): the lane ends the copy
         if found is not None:
-            self._outcomes.placed(master, copy, found.txid, resolved=True)
+            # A copy capped by max_slippage_bps: its fill is reported as on a direct send.
+            sent = self._placer.request_from_row(master, copy)
+            notes = self._gates.after_send(account.broker, master, copy, sent)
+            self._outcomes.placed(master, copy, found.txid, resolved=True, notes=notes)
             return
-        gate = self._gates.reason_not_to_send(master)
+        gate = self._gates.reason_not_to_send(master, copy.user_id)
         if gate:
             if not self._still_on_kraken(account, master, copy):
                 self._abandon(master, copy, gate, state=CopyState.SKIPPED)

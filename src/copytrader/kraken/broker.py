@@ -502,6 +502,19 @@ class KrakenBroker:
                 return order
         return None
 
+    def api_key_info(self) -> tuple[str, ...]:
+        """GetApiKeyInfo: Kraken's names of what this key may do (`modify-trades`,
+        `withdraw-funds`...); it needs no permission of its own."""
+        return self._read("GetApiKeyInfo", None, _permissions)
+
+    def cancel_all_orders_after(self, timeout_s: int) -> str:
+        """CancelAllOrdersAfter (the dead-man switch): every open order of the account is
+        cancelled `timeout_s` from now unless called again first; 0 disarms it. Setting the
+        timer twice is harmless, so it is retried like a read. Returns Kraken's triggerTime."""
+        return self._read(
+            "CancelAllOrdersAfter", {"timeout": str(int(timeout_s))}, _trigger_time
+        )
+
     def websocket_token(self) -> str:
         """A GetWebSocketsToken token for the private WebSocket (never logged)."""
         return self._read("GetWebSocketsToken", None, _token)
@@ -595,6 +608,20 @@ def _balances(raw: Any) -> dict[str, Decimal]:
 
 def _orders(raw: Any) -> dict[str, Order]:
     return {txid: Order.from_kraken(txid, entry) for txid, entry in _entries(raw)}
+
+
+def _permissions(raw: Any) -> tuple[str, ...]:
+    permissions = raw["permissions"]
+    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+        raise TypeError("permissions is not a list of names")
+    return tuple(permissions)
+
+
+def _trigger_time(raw: Any) -> str:
+    trigger = raw["triggerTime"]
+    if not isinstance(trigger, str):
+        raise TypeError("triggerTime is not a string")
+    return trigger
 
 
 def _token(raw: Any) -> str:

@@ -1,6 +1,7 @@
 """The copy ledger: what the daemon has seen and done, in SQLite, so a restart loses nothing.
 
-One file `copies.sqlite3` in the data folder (WAL journal), three tables:
+One file `copies.sqlite3` in the data folder (WAL journal), three tables (and the risk gates'
+two, see `risk_state`):
 
 - `master_orders`: each master order seen, recorded once, with what the feed last saw of it
   (status, executed volume), whether it is to be copied (`decision`) and the sizing inputs
@@ -22,7 +23,8 @@ once per episode (see `store`).
 Its parts: `records` (what is stored), `schema` (tables and rows), `store` (connections, the
 write lock, the full-disk watch), `master_orders` (master orders, baseline, cursor),
 `copy_states` (copy state transitions and summaries), `copy_queries` (reads of the copies),
-`recovery` (what a rebuild from the exchange writes), `baseline_file` (the baseline time kept
+`recovery` (what a rebuild from the exchange writes), `risk_state` (equity marks, drawdown
+stops and what the risk gates did), `baseline_file` (the baseline time kept
 beside the ledger), `view` (a read-only view for `copytrader resync` beside a running daemon).
 
 The file has a schema version (SQLite's `user_version`) and is migrated at open (`schema`).
@@ -47,6 +49,7 @@ from copytrader.ledger.records import (
     copy_client_order_id,
 )
 from copytrader.ledger.recovery import LedgerRecovery
+from copytrader.ledger.risk_state import RiskEvent, RiskRecords, RiskState
 from copytrader.ledger.store import LEDGER_FILE_NAME
 
 __all__ = [
@@ -62,9 +65,11 @@ __all__ = [
     "LedgerError",
     "MasterOrderRecord",
     "MasterState",
+    "RiskEvent",
+    "RiskState",
     "copy_client_order_id",
 ]
 
 
-class Ledger(MasterOrderBook, CopyStateMachine, CopyQueries, LedgerRecovery):
+class Ledger(MasterOrderBook, CopyStateMachine, CopyQueries, LedgerRecovery, RiskRecords):
     """The daemon's persistent memory. Thread-safe; every public method is one transaction."""

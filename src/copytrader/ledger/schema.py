@@ -81,8 +81,28 @@ CREATE INDEX IF NOT EXISTS master_by_status ON master_orders (status);
 
 # Version 2: `master_orders.recorded_by` says what recorded the order: 'feed' (a poll saw it),
 # 'rebuild' (the start-up comparison with the exchange, after the ledger was lost or behind).
+# Version 3: `risk_state`, per user: the equity high-water mark and the drawdown stop.
+# Version 4: `risk_events`: what the risk gates did (a drawdown stop, a capped copy's unfilled
+# part), one row each, `detail` a JSON object.
 MIGRATIONS: dict[int, str] = {
     1: "ALTER TABLE master_orders ADD COLUMN recorded_by TEXT NOT NULL DEFAULT 'feed';",
+    2: """CREATE TABLE IF NOT EXISTS risk_state (
+    user_id        TEXT PRIMARY KEY,
+    equity_mark    TEXT,
+    mark_at        REAL,
+    drawdown_stop  INTEGER NOT NULL DEFAULT 0,
+    stop_reason    TEXT,
+    stopped_at     REAL,
+    updated_at     REAL NOT NULL
+);""",
+    3: """CREATE TABLE IF NOT EXISTS risk_events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           REAL NOT NULL,
+    user_id      TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    master_txid  TEXT,
+    detail       TEXT NOT NULL
+);""",
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

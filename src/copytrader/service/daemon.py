@@ -35,6 +35,8 @@ from copytrader.config.settings import AccountSpec, Settings, load_settings
 from copytrader.copying.accounts import CopierSettings, UserAccount, UserSizing
 from copytrader.copying.kill_switch import KillSwitch
 from copytrader.copying.lanes import Copier
+from copytrader.copying.risk import RiskControls, UserRisk
+from copytrader.copying.risk_monitor import RiskMonitor
 from copytrader.copying.unknown_outcomes import UnknownOutcomes
 from copytrader.errors import ConfigError, DataDirLockedError, DiskFullError
 from copytrader.feed import MasterFeed, poll_interval_seconds
@@ -42,6 +44,7 @@ from copytrader.feed.recorder import MasterRecorder
 from copytrader.kraken.broker import KrakenBroker
 from copytrader.ledger import Ledger
 from copytrader.logs import configure_logging, get_logger
+from copytrader.service.deadman import DeadManSwitch
 from copytrader.service.ledger_check import (
     DataFolderState,
     inspect_data_folder,
@@ -67,6 +70,9 @@ EXIT_LOCKED = 3  # another daemon uses this data folder
 # The lanes get this long after a stop to finish the call they are in, so the process exits
 # within Railway's and Docker's 10 s between SIGTERM and SIGKILL.
 DRAIN_TIMEOUT_S = 7.0
+# The drawdown checks' thread gets this long to end after a stop (it is inside one TradeBalance
+# at most; it writes nothing the next start needs).
+RISK_MONITOR_JOIN_S = 0.5
 # Copies given up with an unknown outcome are looked up again this often (see
 # copying/unknown_outcomes.py); with none, a sweep is one query of the ledger.
 UNKNOWN_OUTCOME_SWEEP_S = 60.0
@@ -140,6 +146,17 @@ def _user_sizing(spec: AccountSpec) -> UserSizing:
         max_notional=user.max_notional,
         fixed_notional=user.fixed_notional,
         round_up_to_minimum=user.round_up_to_minimum,
+    )
+
+
+def _user_risk(spec: AccountSpec) -> UserRisk:
+    user = spec.user
+    assert user is not None
+    return UserRisk(
+        max_slippage_bps=user.max_slippage_bps,
+        close_only=user.close_only,
+        max_drawdown_pct=user.max_drawdown_pct,
+        cancel_after_s=user.cancel_after_seconds,
     )
 
 
@@ -248,6 +265,30 @@ class CopyDaemon:
         copy_settings = settings.copy
         sizing_mode = copy_settings.sizing
         kill_switch = KillSwitch(settings.data_dir, from_environment=settings.kill_switch_env)
+        specs = {spec.user.id: spec for spec in settings.users if spec.user is not None}
+        risk = RiskControls(
+            settings.data_dir,
+            {user_id: _user_risk(specs[user_id]) for user_id in accounts.users},
+            ledger,
+            close_only_env=settings.close_only_env,
+        )
+        risk_monitor = RiskMonitor(
+            risk,
+            {user_id: account.broker for user_id, account in accounts.users.items()},
+            equity_asset=copy_settings.equity_asset,
+            interval_s=copy_settings.risk_check_seconds,
+            stop=self._stop.event,
+        )
+        dead_man = DeadManSwitch(
+            {
+                user_id: account.broker
+                for user_id, account in accounts.users.items()
+                if isinstance(account.broker, KrakenBroker)
+            },
+            {user_id: _user_risk(specs[user_id]).cancel_after_s for user_id in accounts.users},
+            stop=self._stop.event,
+            on_stop=copy_settings.dead_man_on_stop,
+        )
         copier = Copier(
             ledger,
             accounts.users,
@@ -260,6 +301,7 @@ class CopyDaemon:
             kill_switch,
             stop=self._stop.event,
             observer=self._heartbeat,
+            risk=risk,
         )
 
         def resting_accounts() -> dict[str, float]:
@@ -291,6 +333,8 @@ class CopyDaemon:
             interval,
         ):
             return self._drain(copier, ledger)
+        dead_man.start()  # armed before the first copy
+        risk_monitor.start()
         copier.kick()  # copies an earlier run left planned or submitting are resumed first
         kill_switch.reason()  # says so at start when it is on
         log.info(
@@ -345,6 +389,8 @@ class CopyDaemon:
                 self._sweep_unknown_outcomes(unknown_outcomes, copier)
             wait = interval * 2 ** min(failures, 6) if failures else interval
             self._stop.wait(max(0.0, min(wait, MAX_POLL_BACKOFF_S) - (time.monotonic() - started)))
+        dead_man.finish()
+        risk_monitor.join(RISK_MONITOR_JOIN_S)
         return self._drain(copier, ledger)
 
     @staticmethod

@@ -11,8 +11,16 @@ at two depths (`ProbeDepth`):
   and places nothing) and a CancelOrder of a client order id that cannot exist (Kraken answers
   "Unknown order" when the key may cancel, "Permission denied" when it may not).
 
-A permission that answers "Permission denied" at either depth fails the account with the
-permissions a copy-trading key needs (and the warning against granting withdrawal).
+Both depths also ask GetApiKeyInfo (one REST point, no permission needed) for what the key may
+do, so that a key that cannot do its job is named before the first copy, not at it: a USER key
+that cannot create or cancel orders, or a MASTER key that cannot read orders, fails its account
+(`missing_permission`). A USER key that may withdraw funds is refused (`withdraw_permission`):
+copying never needs it, and with it a leaked key can empty the account; the message says how to
+fix the key. A MASTER key that may withdraw is a warning (it only reads).
+
+A permission that answers "Permission denied", or that GetApiKeyInfo does not list, fails the
+account with the permissions a copy-trading key needs (and the warning against granting
+withdrawal).
 """
 
 from __future__ import annotations
@@ -83,6 +91,7 @@ class Reason(StrEnum):
     INVALID_KEY = "invalid_key"
     INVALID_SIGNATURE = "invalid_signature"
     MISSING_PERMISSION = "missing_permission"
+    WITHDRAW_PERMISSION = "withdraw_permission"
     LOCKED_OUT = "locked_out"
     NONCE = "nonce"
     UNREACHABLE = "unreachable"
@@ -105,6 +114,7 @@ class Permissions:
     create_orders: bool | None = None
     cancel_orders: bool | None = None
     websocket: bool | None = None
+    withdraw: bool | None = None  # Withdraw Funds: never needed (not in `as_dict`)
 
     def as_dict(self) -> dict[str, bool | None]:
         return dict(zip(KEY_PERMISSIONS, self._values(), strict=True))
@@ -256,6 +266,40 @@ def connect_account(
 
 _Probed = tuple[Permissions, Decimal | None, Mapping[str, Decimal], list[str]]
 
+# GetApiKeyInfo's names for each permission a copy trader cares about.
+_KEY_INFO_NAMES = {
+    "query_funds": "query-funds",
+    "query_open_orders": "query-open-trades",
+    "query_closed_orders": "query-closed-trades",
+    "create_orders": "modify-trades",
+    "cancel_orders": "cancel-close-trades",
+    "websocket": "access-websockets",
+    "withdraw": "withdraw-funds",
+}
+
+
+def _with_key_info(broker: KrakenBroker, probed: Permissions, warnings: list[str]) -> Permissions:
+    """`probed`, completed with what GetApiKeyInfo lists: a permission a call proved (True or
+    False) keeps that value; one not probed takes the key's word. When the key's permissions
+    cannot be read, `probed` as it is, with a warning."""
+    try:
+        names = set(broker.api_key_info())
+    except AccountUnusableError as exc:
+        if not has_error(exc, PERMISSION_DENIED):
+            raise  # a lockout or a bad key: the account's own failure
+        names = None
+    except KrakenError as exc:
+        warnings.append(f"could not read the key's permissions (GetApiKeyInfo): {exc}")
+        return probed
+    if names is None:
+        warnings.append("could not read the key's permissions (GetApiKeyInfo refused)")
+        return probed
+    known = {field: name in names for field, name in _KEY_INFO_NAMES.items()}
+    current = {field: getattr(probed, field) for field in _KEY_INFO_NAMES}
+    return Permissions(
+        **{field: known[field] if value is None else value for field, value in current.items()}
+    )
+
 
 def _probe_for_startup(broker: KrakenBroker, spec: AccountSpec, settings: Settings) -> _Probed:
     """What `copytrader run` needs to start: the equity, and for MASTER that its orders read."""
@@ -263,7 +307,8 @@ def _probe_for_startup(broker: KrakenBroker, spec: AccountSpec, settings: Settin
     warnings: list[str] = []
     funds, equity = _equity(broker, asset, warnings)
     open_ok = _may(broker.open_orders)[0] if spec.is_master else None
-    return Permissions(query_funds=funds, query_open_orders=open_ok), equity, {}, warnings
+    probed = Permissions(query_funds=funds, query_open_orders=open_ok)
+    return _with_key_info(broker, probed, warnings), equity, {}, warnings
 
 
 def _probe_full(broker: KrakenBroker, spec: AccountSpec, settings: Settings) -> _Probed:
@@ -289,7 +334,7 @@ def _probe_full(broker: KrakenBroker, spec: AccountSpec, settings: Settings) -> 
             " polled over REST, but tick it for the push feed"
         )
     permissions = Permissions(funds, open_ok, closed_ok, create_ok, cancel_ok, websocket_ok)
-    return permissions, equity, balances or {}, warnings
+    return _with_key_info(broker, permissions, warnings), equity, balances or {}, warnings
 
 
 def _equity(broker: KrakenBroker, asset: str, warnings: list[str]) -> tuple[bool, Decimal | None]:
@@ -332,6 +377,29 @@ def _checked(
         warnings=tuple(warnings),
         elapsed_s=round(time.monotonic() - started, 3),
     )
+    if permissions.withdraw and not spec.is_master:
+        return replace(
+            outcome,
+            state=AccountState.FAILED,
+            reason=Reason.WITHDRAW_PERMISSION,
+            message=(
+                f"{_label(spec)}: refused: the API key in {spec.key_var} may withdraw funds"
+                " (Withdraw Funds is ticked). Copying never needs it, and a key that has it can"
+                " empty the account if it leaks, so this account gets no copies. Fix: on"
+                " kraken.com (Settings > API) edit the key and untick Withdraw Funds, or create"
+                f" a new key without it and set {spec.key_var} and {spec.secret_var} to it;"
+                f" then restart. {NEEDED_BY_COPYING}"
+            ),
+        )
+    if permissions.withdraw:
+        outcome = replace(
+            outcome,
+            warnings=(
+                *outcome.warnings,
+                f"the MASTER key in {spec.key_var} may withdraw funds: the daemon only reads"
+                " with it; untick Withdraw Funds on kraken.com (Settings > API)",
+            ),
+        )
     missing_needed = [name for name in missing if name in required_permissions(spec)]
     if not missing_needed:
         return outcome
